@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+#include "lib/nn/pickle.h"
+
+namespace talker::nn {
+
+using StateDict = std::map<std::string, torch::Tensor>;
+
+// Tensors of a weight or vector file, viewing the mapped file where the
+// layout allows (no copy until they are moved into a module).
+struct Weights {
+  std::string path;
+  StateDict tensors;
+  PyRef root;                                     // torch.save files: the whole unpickled object
+  std::map<std::string, std::string> metadata;    // safetensors files: "__metadata__"
+};
+
+// PyTorch zip checkpoint (torch.save since 1.6: .pth/.bin/.pt) or safetensors,
+// told apart by their first bytes. For torch.save files the state dict is the
+// top-level dict of tensors, or the one under "state_dict",
+// "model_state_dict", "model" or "module". Throws talker::Error naming the
+// file and the problem.
+Weights load_weights(const std::string &path);
+Weights load_torch_checkpoint(const std::string &path);
+Weights load_safetensors(const std::string &path);
+
+// Writes a safetensors file (tests and tools use it to hand tensors around).
+void save_safetensors(const std::string &path, const StateDict &tensors);
+
+// Copies `tensors` into the parameters and buffers of `module`, name for name.
+// Strict: every parameter and buffer must be given with the module's shape,
+// and every tensor must be used. Dtypes are converted. `path` names the file in
+// errors.
+void load_state_dict(torch::nn::Module &module, const StateDict &tensors, const std::string &path);
+
+// "[320, 4, 3, 3]"
+std::string shape_string(torch::IntArrayRef sizes);
+
+}  // namespace talker::nn
