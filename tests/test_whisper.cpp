@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The whisper path against openai-whisper / MuseTalk reference outputs.
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include "tests/catch.h"
 
 #include "lib/audio/log_mel.h"
 #include "lib/audio/whisper_features.h"
