@@ -46,3 +46,15 @@ inline double max_abs_diff(const torch::Tensor &a, const torch::Tensor &b) {
     }                                                                                    \
     return Catch::Session().run(argc, argv);                                             \
   }
+
+// Same, for binaries that use GStreamer.
+#define TALKER_GOLDEN_GST_MAIN                                                           \
+  int main(int argc, char **argv) {                                                      \
+    if (!talker::test::golden_available()) {                                             \
+      std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n",      \
+                  talker::test::golden_dir().c_str());                                   \
+      return 77;                                                                         \
+    }                                                                                    \
+    gst_init(nullptr, nullptr);                                                          \
+    return Catch::Session().run(argc, argv);                                             \
+  }

@@ -112,4 +112,55 @@ TEST_CASE("FeatureStream in utterance mode reproduces the offline chunks") {
   }
 }
 
+TEST_CASE("sliding windows that cover the whole utterance equal the offline features") {
+  auto featurizer = std::make_shared<audio::WhisperFeaturizer>(
+      nn::load_whisper_encoder(golden("whisper_tiny/tiny.pt")), nn::WhisperLayout::HF);
+  auto speech = inputs().at("audio_16k").contiguous();
+  audio::FeatureStream offline(featurizer, {});
+  offline.push(speech.data_ptr<float>(), speech.size(0), false);
+  offline.finish();
+  auto ref = offline.take_ready();
+
+  audio::FeatureStreamConfig cfg;
+  cfg.mode = audio::FeatureStreamConfig::Mode::Sliding;
+  cfg.context_samples = 29 * 16000;  // every window reaches back to sample 0
+  cfg.lookahead_samples = 5 * 16000; // and on to the end of the speech
+  cfg.hop_frames = 7;                // hops that do not divide the 100 frames
+  audio::FeatureStream live(featurizer, cfg);
+  for (int64_t off = 0; off < speech.size(0); off += 320) live.push(speech.data_ptr<float>() + off, 320, false);
+  CHECK(live.take_ready().empty());  // the look-ahead reaches past the end
+  live.finish();
+  auto got = live.take_ready();
+  REQUIRE(got.size() == ref.size());
+  CHECK(live.encoder_runs() == 15);  // ceil(100 / 7)
+  for (size_t t = 0; t < got.size(); ++t) {
+    CHECK(got[t].index == int64_t(t));
+    CHECK(test::max_abs_diff(got[t].chunk, ref[t].chunk) < 1e-5);
+  }
+}
+
+TEST_CASE("sliding windows start at the speech run, not in the silence before it") {
+  auto featurizer = std::make_shared<audio::WhisperFeaturizer>(
+      nn::load_whisper_encoder(golden("whisper_tiny/tiny.pt")), nn::WhisperLayout::HF);
+  auto speech = inputs().at("audio_16k").contiguous();
+  audio::FeatureStreamConfig cfg;
+  cfg.mode = audio::FeatureStreamConfig::Mode::Sliding;
+  cfg.context_samples = 20 * 16000;
+  cfg.lookahead_samples = 5 * 16000;  // sees the whole utterance: must equal offline exactly
+  audio::FeatureStream live(featurizer, cfg);
+  live.push(nullptr, 3 * 16000 + 640 * 3, true);  // 3.12 s of GAP: frames 0-77
+  for (int64_t off = 0; off < speech.size(0); off += 320) live.push(speech.data_ptr<float>() + off, 320, false);
+  live.finish();
+  auto got = live.take_ready();
+  REQUIRE(got.size() == 178);
+  for (int t = 0; t < 78; ++t) CHECK(got[t].gap);
+  const auto &ref = expected().at("whisper_chunks");
+  const auto &index = expected().at("whisper_chunks_frame_index");
+  for (int64_t i = 0; i < ref.size(0); ++i) {
+    const auto &f = got[78 + index[i].item<int64_t>()];
+    REQUIRE_FALSE(f.gap);
+    CHECK(test::max_abs_diff(f.chunk, ref[i]) < 1e-4);
+  }
+}
+
 TALKER_GOLDEN_MAIN

@@ -104,6 +104,7 @@ void FeatureStream::reset() {
   utt_first_ = utt_end_ = -1;
   utt_encoded_ = 0;
   utt_rows_.clear();
+  run_start_ = -1;
 }
 
 int64_t FeatureStream::latency_samples() const {
@@ -228,17 +229,28 @@ void FeatureStream::process_sliding() {
     const int64_t need = rows_end * kSamplesPerRow + config_.lookahead_samples;
     if (!finished_ && received_ < need) return;
 
-    bool speech = false;
-    for (int64_t t = t0; t < t1 && !speech; ++t) speech = !frame_is_gap(t);
-    if (!speech) {
+    // Follow the runs of speech frames: the window starts where the hop's
+    // first speech run started, so the encoder sees an utterance from the
+    // same position as offline (whole-utterance) encoding does.
+    int64_t run_start = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      if (frame_is_gap(t)) {
+        run_start_ = -1;
+        continue;
+      }
+      if (run_start_ < 0) run_start_ = g.frame_start(t);
+      if (run_start < 0) run_start = run_start_;
+    }
+    if (run_start < 0) {
       for (int64_t t = t0; t < t1; ++t) emit_gap(t);
       next_frame_ = t1;
       continue;
     }
-    // The window: context + the hop's chunk rows + look-ahead, on the 20 ms row grid.
+    // The window: the speech run (at most context-ms before the hop's chunk
+    // rows) + the hop's chunk rows + look-ahead, on the 20 ms row grid.
     const int64_t end = std::min(need, received_);
     int64_t start = std::max<int64_t>(0, g.window_row0(t0) * kSamplesPerRow - config_.context_samples);
-    start = std::max(start, end - kWindowSamples);
+    start = std::max({start, run_start, end - kWindowSamples});
     start = std::max(start, base_);
     start = (start + kSamplesPerRow - 1) / kSamplesPerRow * kSamplesPerRow;
     std::vector<float> samples(audio_.begin() + (start - base_), audio_.begin() + (end - base_));

@@ -59,11 +59,11 @@ torch::Tensor frame_chunk(const torch::Tensor &rows, int64_t valid_rows, const F
 struct FeatureStreamConfig {
   enum class Mode {
     Utterance,  // encode each run of speech frames whole (≤30 s segments): MuseTalk's offline features
-    Sliding,    // encode a window around every hop of frames: bounded latency for live streams
+    Sliding,    // encode the speech run so far (≤ context) + hop + look-ahead for every hop of frames: bounded latency
   };
   Mode mode = Mode::Utterance;
   FrameGrid grid;
-  int64_t context_samples = 16000;    // sliding: audio before the hop's first chunk row
+  int64_t context_samples = 160000;   // sliding: at most this much of the speech run before the hop's first chunk row
   int64_t lookahead_samples = 3200;   // sliding: audio after the hop's last chunk row
   int hop_frames = 5;                 // sliding: frames per encoder run
   bool pad_to_30s = true;             // encode windows padded to 30 s, as whisper expects
@@ -126,6 +126,8 @@ class FeatureStream {
   int64_t utt_end_ = -1;       // one past the last frame known to belong to it
   int64_t utt_encoded_ = 0;    // samples from its start already encoded (multiples of 30 s)
   std::vector<torch::Tensor> utt_rows_;
+  // Sliding mode: first sample of the run of speech frames in progress, -1 in silence.
+  int64_t run_start_ = -1;
 };
 
 }  // namespace talker::audio
