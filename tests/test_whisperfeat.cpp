@@ -247,7 +247,7 @@ TEST_CASE("bad input gives errors on the bus, not crashes") {
     CHECK(h.push_samples(samples.data(), samples.size() * sizeof(float), 0) == GST_FLOW_NOT_NEGOTIATED);
   }
   SECTION("a model that fails to load posts an error naming the file") {
-    for (const std::string model : {std::string("/nonexistent/tiny.pt"), golden("whisper_tiny/config.json"),
+    for (const std::string &model : {std::string("/nonexistent/tiny.pt"), golden("whisper_tiny/config.json"),
                                     golden("unet_small/unet.pth"), std::string("")}) {
       GstPtr<GstElement> pipeline(gst_pipeline_new(nullptr));
       GstElement *feat = gst_element_factory_make("whisperfeat", nullptr);
