@@ -2,11 +2,13 @@
 // The talker plugin: registers every element, nothing else.
 #include <gst/gst.h>
 
+#include "gst/musetalklipsync/gstmusetalklipsync.h"
 #include "gst/whisperfeat/gstwhisperfeat.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
-  gboolean ok = FALSE;
-  ok |= GST_ELEMENT_REGISTER(whisperfeat, plugin);
+  gboolean ok = TRUE;
+  ok &= GST_ELEMENT_REGISTER(whisperfeat, plugin);
+  ok &= GST_ELEMENT_REGISTER(musetalklipsync, plugin);
   return ok;
 }
 

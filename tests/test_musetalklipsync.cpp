@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// musetalklipsync in GstHarness: the e2e golden faces through
+// whisperfeat ! musetalklipsync, idle frames, the face meta, flush, latency.
+#include "tests/catch.h"
+
+#include <gst/check/gstharness.h>
+#include <gst/gst.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "gst/common/face_meta.h"
+#include "gst/common/gst_ptr.h"
+#include "lib/nn/musetalk.h"
+#include "tests/golden.h"
+
+using namespace talker;
+using gst::GstPtr;
+using test::golden;
+
+namespace {
+
+constexpr GstClockTime kFrame = 40 * GST_MSECOND;
+constexpr const char *kFeatureCaps =
+    "application/x-talker-features,format=F32LE,layers=5,width=384,steps=10,layout=hf,framerate=25/1";
+
+const nn::StateDict &e2e(const char *which) {
+  static auto in = test::golden_tensors("e2e/inputs.safetensors");
+  static auto ex = test::golden_tensors("e2e/expected.safetensors");
+  return std::string(which) == "in" ? in : ex;
+}
+
+// An avatar folder holding the e2e set's 8 latent frames.
+std::string make_avatar() {
+  std::string dir = std::string(TALKER_BUILD_ROOT) + "/tests/avatar_e2e";
+  mkdir(dir.c_str(), 0755);
+  std::ofstream(dir + "/avatar.json") << R"({"version": 1, "fps": 25, "frame_count": 8, "width": 256, "height": 256})";
+  nn::save_safetensors(dir + "/latents.safetensors", {{"latents", e2e("in").at("latent_model_input")}});
+  return dir;
+}
+
+std::string lipsync_args(int batch) {
+  return "musetalklipsync avatar=" + make_avatar() + " unet=" + golden("unet_small/unet.pth") +
+         " unet-config=" + golden("unet_small/config.json") + " vae=" + golden("vae_small") +
+         " batch-size=" + std::to_string(batch);
+}
+
+struct Harness {
+  GstHarness *h;
+  explicit Harness(const std::string &launch) { h = gst_harness_new_parse(launch.c_str()); }
+  ~Harness() { gst_harness_teardown(h); }
+};
+
+GstBuffer *feature_buffer(const torch::Tensor &features, GstClockTime pts, bool gap) {
+  auto f = gap ? torch::zeros({50, 384}) : features.contiguous();
+  GstBuffer *b = gst_buffer_new_memdup(f.data_ptr<float>(), f.numel() * sizeof(float));
+  GST_BUFFER_PTS(b) = pts;
+  GST_BUFFER_DURATION(b) = kFrame;
+  if (gap) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
+  return b;
+}
+
+torch::Tensor pixels(GstBuffer *b) {
+  GstMapInfo map;
+  REQUIRE(gst_buffer_map(b, &map, GST_MAP_READ));
+  REQUIRE(map.size == 256 * 256 * 3);
+  auto t = torch::from_blob(map.data, {256, 256, 3}, torch::kByte).clone();
+  gst_buffer_unmap(b, &map);
+  return t;
+}
+
+int64_t ping_pong(int64_t t, int64_t n) {
+  int64_t i = t % (2 * n);
+  return i < n ? i : 2 * n - 1 - i;
+}
+
+}  // namespace
+
+TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
+  Harness h("whisperfeat mode=utterance model=" + golden("whisper_tiny/pytorch_model.bin") + " ! " + lipsync_args(3));
+  gst_harness_set_src_caps_str(h.h, "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+  auto audio = e2e("in").at("audio_16k").contiguous();
+  const float *p = audio.data_ptr<float>();
+  for (int64_t off = 0; off < audio.size(0); off += 320) {
+    GstBuffer *b = gst_buffer_new_memdup(p + off, 320 * sizeof(float));
+    GST_BUFFER_PTS(b) = off / 16 * GST_MSECOND;
+    GST_BUFFER_DURATION(b) = 20 * GST_MSECOND;
+    REQUIRE(gst_harness_push(h.h, b) == GST_FLOW_OK);
+  }
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+
+  const auto &ref = e2e("ex").at("faces_bgr_uint8");
+  int worst = 0;
+  double off_fraction = 0;
+  for (int64_t t = 0; t < 100; ++t) {
+    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    REQUIRE(b);
+    CHECK(GST_BUFFER_PTS(b.get()) == GstClockTime(t) * kFrame);
+    CHECK(GST_BUFFER_DURATION(b.get()) == kFrame);
+    CHECK_FALSE(GST_BUFFER_FLAG_IS_SET(b.get(), GST_BUFFER_FLAG_GAP));
+    auto *meta = talker_buffer_get_face_meta(b.get());
+    REQUIRE(meta);
+    CHECK(meta->speaking);
+    CHECK(meta->avatar_frame == ping_pong(t, 8));
+    if (t < 8) {
+      auto diff = (pixels(b.get()).to(torch::kInt) - ref[t].to(torch::kInt)).abs();
+      worst = std::max(worst, diff.max().item<int>());
+      off_fraction = std::max(off_fraction, diff.gt(0).sum().item<double>() / diff.numel());
+    }
+  }
+  INFO("max uint8 diff " << worst << ", worst frame has " << off_fraction * 100 << " % pixels off");
+  CHECK(worst <= 2);
+  CHECK(off_fraction <= 0.005);
+  // EOS follows the last frame (the partial batch of 1 was drained).
+  bool eos = false;
+  while (GstEvent *ev = gst_harness_try_pull_event(h.h)) {
+    eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
+    gst_event_unref(ev);
+  }
+  CHECK(eos);
+
+  GstPtr<GstCaps> caps(gst_pad_get_current_caps(h.h->sinkpad));
+  REQUIRE(caps);
+  GstPtr<GstCaps> want(gst_caps_from_string("video/x-raw,format=BGR,width=256,height=256,framerate=25/1"));
+  CHECK(gst_caps_can_intersect(caps.get(), want.get()));
+}
+
+TEST_CASE("GAP features give idle frames without inference, speech frames the model's faces") {
+  Harness h(lipsync_args(4));
+  gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+  auto chunks = e2e("ex").at("whisper_chunks");
+  const bool gap[] = {true, true, false, false, false, true, true};
+  for (int t = 0; t < 7; ++t)
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], 10 * GST_SECOND + t * kFrame, gap[t])) == GST_FLOW_OK);
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+
+  auto model = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"), golden("vae_small"));
+  auto latents = e2e("in").at("latent_model_input");
+  auto expected = model.generate(latents.slice(0, 2, 5), chunks.slice(0, 2, 5));
+  for (int t = 0; t < 7; ++t) {
+    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    REQUIRE(b);
+    CHECK(GST_BUFFER_PTS(b.get()) == 10 * GST_SECOND + t * kFrame);
+    CHECK(GST_BUFFER_FLAG_IS_SET(b.get(), GST_BUFFER_FLAG_GAP) == gap[t]);
+    auto *meta = talker_buffer_get_face_meta(b.get());
+    REQUIRE(meta);
+    CHECK(meta->avatar_frame == t);
+    CHECK(bool(meta->speaking) == !gap[t]);
+    if (!gap[t]) CHECK(torch::equal(pixels(b.get()), expected[t - 2]));  // batched = one by one
+  }
+}
+
+TEST_CASE("latency: the batch plus measured inference") {
+  Harness h(lipsync_args(4));
+  gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+  gst_harness_set_upstream_latency(h.h, 0);
+  GstClockTime latency = gst_harness_query_latency(h.h);
+  CHECK(latency > 4 * kFrame);                  // 4 frames to fill a batch, plus inference
+  CHECK(latency < 4 * kFrame + 20 * GST_SECOND);
+}
+
+TEST_CASE("flush drops queued frames") {
+  Harness h(lipsync_args(4));
+  gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+  auto chunks = e2e("ex").at("whisper_chunks");
+  for (int t = 0; t < 2; ++t) REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], t * kFrame, false)) == GST_FLOW_OK);
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_flush_start()));
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_flush_stop(TRUE)));
+  GstSegment seg;
+  gst_segment_init(&seg, GST_FORMAT_TIME);
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_segment(&seg)));
+  for (int t = 0; t < 4; ++t)
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], 5 * GST_SECOND + t * kFrame, false)) == GST_FLOW_OK);
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+  for (int t = 0; t < 4; ++t) {
+    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    REQUIRE(b);
+    CHECK(GST_BUFFER_PTS(b.get()) == 5 * GST_SECOND + t * kFrame);
+  }
+  CHECK(gst_harness_try_pull(h.h) == nullptr);
+}
+
+TEST_CASE("bad configuration gives an error on the bus naming the problem") {
+  struct Case {
+    std::string props, expect;
+  };
+  std::string avatar = make_avatar();
+  std::string models = " unet=" + golden("unet_small/unet.pth") + " unet-config=" + golden("unet_small/config.json") +
+                       " vae=" + golden("vae_small");
+  std::string bad_avatar = std::string(TALKER_BUILD_ROOT) + "/tests/avatar_bad";
+  mkdir(bad_avatar.c_str(), 0755);
+  std::ofstream(bad_avatar + "/avatar.json") << R"({"frame_count": 5})";
+  nn::save_safetensors(bad_avatar + "/latents.safetensors", {{"latents", torch::zeros({8, 8, 32, 32})}});
+  std::vector<Case> cases = {
+      {models, "avatar"},
+      {"avatar=" + avatar + " vae=" + golden("vae_small"), "unet"},
+      {"avatar=/nonexistent" + models, "/nonexistent/avatar.json"},
+      {"avatar=" + bad_avatar + models, "avatar.json says 5"},
+      {"avatar=" + avatar + " unet=" + golden("unet_small/unet.pth") + " vae=" + golden("vae_small"), "musetalk.json"},
+      {"avatar=" + avatar + models + " dtype=float16", "CUDA"},
+  };
+  for (const auto &c : cases) {
+    GError *err = nullptr;
+    GstPtr<GstElement> pipeline(gst_parse_launch(("musetalklipsync name=m " + c.props + " ! fakesink").c_str(), &err));
+    REQUIRE(pipeline);
+    CHECK(gst_element_set_state(pipeline.get(), GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
+    GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
+    GstPtr<GstMessage> msg(gst_bus_pop_filtered(bus.get(), GST_MESSAGE_ERROR));
+    REQUIRE(msg);
+    gchar *debug = nullptr;
+    gst_message_parse_error(msg.get(), &err, &debug);
+    std::string text = std::string(err->message) + " " + (debug ? debug : "");
+    INFO(text);
+    CHECK(text.find(c.expect) != std::string::npos);
+    g_error_free(err);
+    g_free(debug);
+    gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+  }
+}
+
+TEST_CASE("features of the wrong width are refused at negotiation") {
+  Harness h(lipsync_args(2));
+  gst_harness_set_src_caps_str(h.h, "application/x-talker-features,format=F32LE,layers=5,width=512,steps=10,framerate=25/1");
+  std::vector<float> f(50 * 512, 0.f);
+  GstBuffer *b = gst_buffer_new_memdup(f.data(), f.size() * sizeof(float));
+  CHECK(gst_harness_push(h.h, b) == GST_FLOW_NOT_NEGOTIATED);
+}
+
+TALKER_GOLDEN_GST_MAIN
