@@ -39,7 +39,8 @@ double time_it(int reps, Fn fn) {
 }
 
 nn::WhisperEncoder random_tiny() {
-  nn::WhisperEncoderConfig cfg;  // whisper-tiny: 80 mels, 1500 positions, 384 wide, 6 heads, 4 layers
+  nn::WhisperEncoderConfig
+      cfg;  // whisper-tiny: 80 mels, 1500 positions, 384 wide, 6 heads, 4 layers
   nn::WhisperEncoder enc(cfg);
   torch::NoGradGuard g;
   for (auto &p : enc->parameters()) p.normal_(0, 0.05);
@@ -49,12 +50,15 @@ nn::WhisperEncoder random_tiny() {
 }
 
 void cost() {
-  std::printf("== cost: whisper-tiny encoder (random weights), %d threads ==\n", torch::get_num_threads());
+  std::printf("== cost: whisper-tiny encoder (random weights), %d threads ==\n",
+              torch::get_num_threads());
   audio::WhisperFeaturizer f(random_tiny(), nn::WhisperLayout::HF);
   auto speech = torch::randn({audio::kWindowSamples}) * 0.1;
   const float *p = speech.data_ptr<float>();
   auto filters = audio::mel_filters(80);
-  double mel = time_it(5, [&] { audio::log_mel_spectrogram(speech.slice(0, 0, 64000), filters, audio::kWindowSamples - 64000); });
+  double mel = time_it(5, [&] {
+    audio::log_mel_spectrogram(speech.slice(0, 0, 64000), filters, audio::kWindowSamples - 64000);
+  });
   double full = time_it(3, [&] { f.encode(p, audio::kWindowSamples, true); });
   std::printf("log-mel of one 30 s window: %.1f ms\n", mel * 1e3);
   std::printf("one 30 s-padded encoder run: %.1f ms\n", full * 1e3);
@@ -70,7 +74,8 @@ void cost() {
     int64_t n = (context_ms + 200 + 80 + 200) * 16;
     double t = time_it(5, [&] { f.encode(p, n, false); });
     char label[96];
-    std::snprintf(label, sizeof label, "sliding, hop 200 ms, no padding, context %d ms", context_ms);
+    std::snprintf(label, sizeof label, "sliding, hop 200 ms, no padding, context %d ms",
+                  context_ms);
     row(label, t / 0.2);
   }
   for (int hop : {10, 25}) {
@@ -81,10 +86,13 @@ void cost() {
 }
 
 void fidelity(const std::string &golden) {
-  std::printf("\n== fidelity: sliding vs offline features on the golden speech (random weights) ==\n");
+  std::printf(
+      "\n== fidelity: sliding vs offline features on the golden speech (random weights) ==\n");
   auto featurizer = std::make_shared<audio::WhisperFeaturizer>(
       nn::load_whisper_encoder(golden + "/whisper_tiny/tiny.pt"), nn::WhisperLayout::HF);
-  auto speech = nn::load_safetensors(golden + "/whisper_tiny/inputs.safetensors").tensors.at("audio_16k").contiguous();
+  auto speech = nn::load_safetensors(golden + "/whisper_tiny/inputs.safetensors")
+                    .tensors.at("audio_16k")
+                    .contiguous();
   const int64_t n = speech.size(0);
   // Offline reference for all 100 frames (the library reproduces the golden chunks).
   audio::FeatureStream offline(featurizer, {});
@@ -94,7 +102,10 @@ void fidelity(const std::string &golden) {
 
   std::printf("%-9s %-9s %-5s %-8s %10s %10s %11s %10s\n", "context", "look-ahd", "hop", "padding",
               "max abs", "min cos", "mean cos", "latency");
-  struct Cfg { int context_ms, lookahead_ms, hop; bool pad; };
+  struct Cfg {
+    int context_ms, lookahead_ms, hop;
+    bool pad;
+  };
   std::vector<Cfg> cfgs;
   for (int context : {200, 1000, 3000, 10000})
     for (int look : {0, 200, 1000}) cfgs.push_back({context, look, 5, true});
@@ -109,7 +120,8 @@ void fidelity(const std::string &golden) {
     cfg.hop_frames = c.hop;
     cfg.pad_to_30s = c.pad;
     audio::FeatureStream live(featurizer, cfg);
-    for (int64_t off = 0; off < n; off += 320) live.push(speech.data_ptr<float>() + off, 320, false);
+    for (int64_t off = 0; off < n; off += 320)
+      live.push(speech.data_ptr<float>() + off, 320, false);
     live.finish();
     auto got = live.take_ready();
     double worst = 0, min_cos = 1, sum_cos = 0;
@@ -120,8 +132,9 @@ void fidelity(const std::string &golden) {
       min_cos = std::min(min_cos, cs);
       sum_cos += cs;
     }
-    std::printf("%6d ms %6d ms %5d %-8s %10.4f %10.5f %11.5f %7ld ms\n", c.context_ms, c.lookahead_ms, c.hop,
-                c.pad ? "30 s" : "none", worst, min_cos, sum_cos / ref.size(), long(live.latency_samples() / 16));
+    std::printf("%6d ms %6d ms %5d %-8s %10.4f %10.5f %11.5f %7ld ms\n", c.context_ms,
+                c.lookahead_ms, c.hop, c.pad ? "30 s" : "none", worst, min_cos,
+                sum_cos / ref.size(), long(live.latency_samples() / 16));
   }
 }
 

@@ -24,7 +24,9 @@ inline bool golden_available() {
   return stat((golden_dir() + "/index.json").c_str(), &st) == 0;
 }
 
-inline std::string golden(const std::string &rel) { return golden_dir() + "/" + rel; }
+inline std::string golden(const std::string &rel) {
+  return golden_dir() + "/" + rel;
+}
 
 inline nn::StateDict golden_tensors(const std::string &rel) {
   return nn::load_safetensors(golden(rel)).tensors;
@@ -37,24 +39,24 @@ inline double max_abs_diff(const torch::Tensor &a, const torch::Tensor &b) {
 }  // namespace talker::test
 
 // Catch2 main that skips the whole binary when the golden vectors are absent.
-#define TALKER_GOLDEN_MAIN                                                               \
-  int main(int argc, char **argv) {                                                      \
-    if (!talker::test::golden_available()) {                                             \
-      std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n",      \
-                  talker::test::golden_dir().c_str());                                   \
-      return 77;                                                                         \
-    }                                                                                    \
-    return Catch::Session().run(argc, argv);                                             \
+#define TALKER_GOLDEN_MAIN                                                          \
+  int main(int argc, char **argv) {                                                 \
+    if (!talker::test::golden_available()) {                                        \
+      std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n", \
+                  talker::test::golden_dir().c_str());                              \
+      return 77;                                                                    \
+    }                                                                               \
+    return Catch::Session().run(argc, argv);                                        \
   }
 
 // Same, for binaries that use GStreamer.
-#define TALKER_GOLDEN_GST_MAIN                                                           \
-  int main(int argc, char **argv) {                                                      \
-    if (!talker::test::golden_available()) {                                             \
-      std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n",      \
-                  talker::test::golden_dir().c_str());                                   \
-      return 77;                                                                         \
-    }                                                                                    \
-    gst_init(nullptr, nullptr);                                                          \
-    return Catch::Session().run(argc, argv);                                             \
+#define TALKER_GOLDEN_GST_MAIN                                                      \
+  int main(int argc, char **argv) {                                                 \
+    if (!talker::test::golden_available()) {                                        \
+      std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n", \
+                  talker::test::golden_dir().c_str());                              \
+      return 77;                                                                    \
+    }                                                                               \
+    gst_init(nullptr, nullptr);                                                     \
+    return Catch::Session().run(argc, argv);                                        \
   }

@@ -25,7 +25,8 @@ nn::UNet2DConditionModel small_unet() {
 }
 
 // uint8 images: ±1 allowed on pixels near a rounding edge, up to `fraction` of them.
-void check_uint8_close(const torch::Tensor &ours, const torch::Tensor &ref, int max_diff, double fraction) {
+void check_uint8_close(const torch::Tensor &ours, const torch::Tensor &ref, int max_diff,
+                       double fraction) {
   REQUIRE(ours.sizes() == ref.sizes());
   auto diff = (ours.to(torch::kInt) - ref.to(torch::kInt)).abs();
   int worst = diff.max().item<int>();
@@ -47,7 +48,8 @@ TEST_CASE("MuseTalk positional encoding") {
   const auto &in = tensors("unet_small/inputs.safetensors");
   const auto &ex = tensors("unet_small/expected.safetensors");
   CHECK(max_abs_diff(nn::musetalk_positional_table(50, 384), ex.at("pe_table_first50")) < 1e-6);
-  CHECK(max_abs_diff(nn::musetalk_positional_encoding(in.at("audio_feature_raw")), ex.at("audio_feature_pe")) < 1e-5);
+  CHECK(max_abs_diff(nn::musetalk_positional_encoding(in.at("audio_feature_raw")),
+                     ex.at("audio_feature_pe")) < 1e-5);
 }
 
 TEST_CASE("UNet matches diffusers") {
@@ -84,12 +86,15 @@ TEST_CASE("VAE matches diffusers, with current and deprecated attention names") 
     double d = max_abs_diff(decoded, ex.at("decoded"));
     INFO("decoded max abs diff " << d);
     CHECK(d < 1e-3);
-    check_uint8_close(nn::musetalk_decode_to_bgr(vae, ex.at("latents")), ex.at("decoded_uint8_bgr"), 1, 0.001);
+    check_uint8_close(nn::musetalk_decode_to_bgr(vae, ex.at("latents")), ex.at("decoded_uint8_bgr"),
+                      1, 0.001);
 
     const auto &face = in.at("face_crop_bgr");
-    CHECK(max_abs_diff(nn::musetalk_preprocess_face(face, true), ex.at("face_masked_image")) < 1e-6);
+    CHECK(max_abs_diff(nn::musetalk_preprocess_face(face, true), ex.at("face_masked_image")) <
+          1e-6);
     CHECK(max_abs_diff(nn::musetalk_preprocess_face(face, false), ex.at("face_full_image")) < 1e-6);
-    CHECK(max_abs_diff(nn::musetalk_face_latents(vae, face), ex.at("face_latents_for_unet")) < 1e-4);
+    CHECK(max_abs_diff(nn::musetalk_face_latents(vae, face), ex.at("face_latents_for_unet")) <
+          1e-4);
   }
 }
 
@@ -97,8 +102,8 @@ TEST_CASE("the whole chain: audio to faces") {
   torch::InferenceMode guard;
   const auto &in = tensors("e2e/inputs.safetensors");
   const auto &ex = tensors("e2e/expected.safetensors");
-  auto featurizer = audio::WhisperFeaturizer(nn::load_whisper_encoder(golden("whisper_tiny/pytorch_model.bin")),
-                                             nn::WhisperLayout::HF);
+  auto featurizer = audio::WhisperFeaturizer(
+      nn::load_whisper_encoder(golden("whisper_tiny/pytorch_model.bin")), nn::WhisperLayout::HF);
   auto speech = in.at("audio_16k").contiguous();
   auto rows = featurizer.encode(speech.data_ptr<float>(), speech.size(0), true);
   std::vector<torch::Tensor> chunks;
@@ -107,14 +112,16 @@ TEST_CASE("the whole chain: audio to faces") {
   CHECK(max_abs_diff(features, ex.at("whisper_chunks")) < 1e-4);
   CHECK(max_abs_diff(nn::musetalk_positional_encoding(features), ex.at("audio_feature_pe")) < 1e-4);
 
-  auto model = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"), golden("vae_small"));
+  auto model = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"),
+                                 golden("vae_small"));
   auto pred = model.unet(in.at("latent_model_input"), nn::musetalk_positional_encoding(features));
   CHECK(max_abs_diff(pred, ex.at("pred_latents")) < 1e-4);
   auto faces = model.generate(in.at("latent_model_input"), features);
   // Errors from whisper and the UNet propagate: a max of 2 and a small share off by one.
   check_uint8_close(faces, ex.at("faces_bgr_uint8"), 2, 0.005);
   // From the reference's own predicted latents the decode is tighter.
-  check_uint8_close(nn::musetalk_decode_to_bgr(model.vae, ex.at("pred_latents")), ex.at("faces_bgr_uint8"), 1, 0.001);
+  check_uint8_close(nn::musetalk_decode_to_bgr(model.vae, ex.at("pred_latents")),
+                    ex.at("faces_bgr_uint8"), 1, 0.001);
 }
 
 TEST_CASE("full-size MuseTalk v1.5 UNet and sd-vae-ft-mse match diffusers' parameter layout") {
@@ -126,24 +133,30 @@ TEST_CASE("full-size MuseTalk v1.5 UNet and sd-vae-ft-mse match diffusers' param
   CHECK(names.contains("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"));
   CHECK(names["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"].sizes() ==
         torch::IntArrayRef({320, 384}));
-  CHECK(names["up_blocks.3.resnets.2.conv1.weight"].sizes() == torch::IntArrayRef({320, 640, 3, 3}));
+  CHECK(names["up_blocks.3.resnets.2.conv1.weight"].sizes() ==
+        torch::IntArrayRef({320, 640, 3, 3}));
   nn::AutoencoderKL vae(nn::VAEConfig::from_json_file(configs + "sd-vae-ft-mse.json"));
   CHECK(parameter_count(*vae) == 83653863);  // diffusers AutoencoderKL with sd-vae-ft-mse's config
 }
 
 TEST_CASE("UNet and VAE loading errors name the file and the problem") {
   std::string dir = std::string(TALKER_BUILD_ROOT) + "/tests/";
-  CHECK_THROWS_WITH(nn::load_unet(golden("unet_small/unet.pth"), golden("vae_small/config.json")),
-                    Catch::Contains("vae_small/config.json") && Catch::Contains("unsupported down block"));
+  CHECK_THROWS_WITH(
+      nn::load_unet(golden("unet_small/unet.pth"), golden("vae_small/config.json")),
+      Catch::Contains("vae_small/config.json") && Catch::Contains("unsupported down block"));
   nn::StateDict partial = nn::load_weights(golden("unet_small/unet.pth")).tensors;
   partial.erase("mid_block.attentions.0.proj_out.bias");
   nn::save_safetensors(dir + "unet_partial.safetensors", partial);
-  CHECK_THROWS_WITH(nn::load_unet(dir + "unet_partial.safetensors", golden("unet_small/config.json")),
-                    Catch::Contains("missing keys") && Catch::Contains("mid_block.attentions.0.proj_out.bias"));
-  CHECK_THROWS_WITH(nn::load_unet(golden("vae_small/diffusion_pytorch_model.bin"), golden("unet_small/config.json")),
+  CHECK_THROWS_WITH(
+      nn::load_unet(dir + "unet_partial.safetensors", golden("unet_small/config.json")),
+      Catch::Contains("missing keys") && Catch::Contains("mid_block.attentions.0.proj_out.bias"));
+  CHECK_THROWS_WITH(nn::load_unet(golden("vae_small/diffusion_pytorch_model.bin"),
+                                  golden("unet_small/config.json")),
                     Catch::Contains("diffusion_pytorch_model.bin"));
-  CHECK_THROWS_WITH(nn::load_vae(golden("unet_small")), Catch::Contains("no diffusion_pytorch_model"));
-  CHECK_THROWS_WITH(nn::load_unet(golden("unet_small/unet.pth"), dir + "nope.json"), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(nn::load_vae(golden("unet_small")),
+                    Catch::Contains("no diffusion_pytorch_model"));
+  CHECK_THROWS_WITH(nn::load_unet(golden("unet_small/unet.pth"), dir + "nope.json"),
+                    Catch::Contains("cannot open"));
   auto w = nn::load_weights(golden("unet_small/unet.pth")).tensors;
   w["conv_in.weight"] = torch::zeros({32, 4, 3, 3});
   nn::save_safetensors(dir + "unet_shape.safetensors", w);

@@ -22,7 +22,8 @@ namespace {
 
 constexpr GstClockTime kFrame = 40 * GST_MSECOND;
 constexpr const char *kFeatureCaps =
-    "application/x-talker-features,format=F32LE,layers=5,width=384,steps=10,layout=hf,framerate=25/1";
+    "application/x-talker-features,format=F32LE,layers=5,width=384,steps=10,layout=hf,framerate=25/"
+    "1";
 
 const nn::StateDict &e2e(const char *which) {
   static auto in = test::golden_tensors("e2e/inputs.safetensors");
@@ -34,8 +35,10 @@ const nn::StateDict &e2e(const char *which) {
 std::string make_avatar() {
   std::string dir = std::string(TALKER_BUILD_ROOT) + "/tests/avatar_e2e";
   mkdir(dir.c_str(), 0755);
-  std::ofstream(dir + "/avatar.json") << R"({"version": 1, "fps": 25, "frame_count": 8, "width": 256, "height": 256})";
-  nn::save_safetensors(dir + "/latents.safetensors", {{"latents", e2e("in").at("latent_model_input")}});
+  std::ofstream(dir + "/avatar.json")
+      << R"({"version": 1, "fps": 25, "frame_count": 8, "width": 256, "height": 256})";
+  nn::save_safetensors(dir + "/latents.safetensors",
+                       {{"latents", e2e("in").at("latent_model_input")}});
   return dir;
 }
 
@@ -77,8 +80,10 @@ int64_t ping_pong(int64_t t, int64_t n) {
 }  // namespace
 
 TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
-  Harness h("whisperfeat mode=utterance model=" + golden("whisper_tiny/pytorch_model.bin") + " ! " + lipsync_args(3));
-  gst_harness_set_src_caps_str(h.h, "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+  Harness h("whisperfeat mode=utterance model=" + golden("whisper_tiny/pytorch_model.bin") + " ! " +
+            lipsync_args(3));
+  gst_harness_set_src_caps_str(h.h,
+                               "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
   auto audio = e2e("in").at("audio_16k").contiguous();
   const float *p = audio.data_ptr<float>();
   for (int64_t off = 0; off < audio.size(0); off += 320) {
@@ -121,7 +126,8 @@ TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
 
   GstPtr<GstCaps> caps(gst_pad_get_current_caps(h.h->sinkpad));
   REQUIRE(caps);
-  GstPtr<GstCaps> want(gst_caps_from_string("video/x-raw,format=BGR,width=256,height=256,framerate=25/1"));
+  GstPtr<GstCaps> want(
+      gst_caps_from_string("video/x-raw,format=BGR,width=256,height=256,framerate=25/1"));
   CHECK(gst_caps_can_intersect(caps.get(), want.get()));
 }
 
@@ -131,10 +137,12 @@ TEST_CASE("GAP features give idle frames without inference, speech frames the mo
   auto chunks = e2e("ex").at("whisper_chunks");
   const bool gap[] = {true, true, false, false, false, true, true};
   for (int t = 0; t < 7; ++t)
-    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], 10 * GST_SECOND + t * kFrame, gap[t])) == GST_FLOW_OK);
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], 10 * GST_SECOND + t * kFrame,
+                                                 gap[t])) == GST_FLOW_OK);
   REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
 
-  auto model = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"), golden("vae_small"));
+  auto model = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"),
+                                 golden("vae_small"));
   auto latents = e2e("in").at("latent_model_input");
   auto expected = model.generate(latents.slice(0, 2, 5), chunks.slice(0, 2, 5));
   for (int t = 0; t < 7; ++t) {
@@ -155,7 +163,7 @@ TEST_CASE("latency: the batch plus measured inference") {
   gst_harness_set_src_caps_str(h.h, kFeatureCaps);
   gst_harness_set_upstream_latency(h.h, 0);
   GstClockTime latency = gst_harness_query_latency(h.h);
-  CHECK(latency > 4 * kFrame);                  // 4 frames to fill a batch, plus inference
+  CHECK(latency > 4 * kFrame);  // 4 frames to fill a batch, plus inference
   CHECK(latency < 4 * kFrame + 20 * GST_SECOND);
 }
 
@@ -163,14 +171,16 @@ TEST_CASE("flush drops queued frames") {
   Harness h(lipsync_args(4));
   gst_harness_set_src_caps_str(h.h, kFeatureCaps);
   auto chunks = e2e("ex").at("whisper_chunks");
-  for (int t = 0; t < 2; ++t) REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], t * kFrame, false)) == GST_FLOW_OK);
+  for (int t = 0; t < 2; ++t)
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], t * kFrame, false)) == GST_FLOW_OK);
   REQUIRE(gst_harness_push_event(h.h, gst_event_new_flush_start()));
   REQUIRE(gst_harness_push_event(h.h, gst_event_new_flush_stop(TRUE)));
   GstSegment seg;
   gst_segment_init(&seg, GST_FORMAT_TIME);
   REQUIRE(gst_harness_push_event(h.h, gst_event_new_segment(&seg)));
   for (int t = 0; t < 4; ++t)
-    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], 5 * GST_SECOND + t * kFrame, false)) == GST_FLOW_OK);
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], 5 * GST_SECOND + t * kFrame, false)) ==
+            GST_FLOW_OK);
   REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
   for (int t = 0; t < 4; ++t) {
     GstPtr<GstBuffer> b(gst_harness_pull(h.h));
@@ -185,23 +195,28 @@ TEST_CASE("bad configuration gives an error on the bus naming the problem") {
     std::string props, expect;
   };
   std::string avatar = make_avatar();
-  std::string models = " unet=" + golden("unet_small/unet.pth") + " unet-config=" + golden("unet_small/config.json") +
+  std::string models = " unet=" + golden("unet_small/unet.pth") +
+                       " unet-config=" + golden("unet_small/config.json") +
                        " vae=" + golden("vae_small");
   std::string bad_avatar = std::string(TALKER_BUILD_ROOT) + "/tests/avatar_bad";
   mkdir(bad_avatar.c_str(), 0755);
   std::ofstream(bad_avatar + "/avatar.json") << R"({"frame_count": 5})";
-  nn::save_safetensors(bad_avatar + "/latents.safetensors", {{"latents", torch::zeros({8, 8, 32, 32})}});
+  nn::save_safetensors(bad_avatar + "/latents.safetensors",
+                       {{"latents", torch::zeros({8, 8, 32, 32})}});
   std::vector<Case> cases = {
       {models, "avatar"},
       {"avatar=" + avatar + " vae=" + golden("vae_small"), "unet"},
       {"avatar=/nonexistent" + models, "/nonexistent/avatar.json"},
       {"avatar=" + bad_avatar + models, "avatar.json says 5"},
-      {"avatar=" + avatar + " unet=" + golden("unet_small/unet.pth") + " vae=" + golden("vae_small"), "musetalk.json"},
+      {"avatar=" + avatar + " unet=" + golden("unet_small/unet.pth") +
+           " vae=" + golden("vae_small"),
+       "musetalk.json"},
       {"avatar=" + avatar + models + " dtype=float16", "CUDA"},
   };
   for (const auto &c : cases) {
     GError *err = nullptr;
-    GstPtr<GstElement> pipeline(gst_parse_launch(("musetalklipsync name=m " + c.props + " ! fakesink").c_str(), &err));
+    GstPtr<GstElement> pipeline(
+        gst_parse_launch(("musetalklipsync name=m " + c.props + " ! fakesink").c_str(), &err));
     REQUIRE(pipeline);
     CHECK(gst_element_set_state(pipeline.get(), GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
     GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
@@ -220,7 +235,8 @@ TEST_CASE("bad configuration gives an error on the bus naming the problem") {
 
 TEST_CASE("features of the wrong width are refused at negotiation") {
   Harness h(lipsync_args(2));
-  gst_harness_set_src_caps_str(h.h, "application/x-talker-features,format=F32LE,layers=5,width=512,steps=10,framerate=25/1");
+  gst_harness_set_src_caps_str(
+      h.h, "application/x-talker-features,format=F32LE,layers=5,width=512,steps=10,framerate=25/1");
   std::vector<float> f(50 * 512, 0.f);
   GstBuffer *b = gst_buffer_new_memdup(f.data(), f.size() * sizeof(float));
   CHECK(gst_harness_push(h.h, b) == GST_FLOW_NOT_NEGOTIATED);

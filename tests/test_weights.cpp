@@ -50,11 +50,11 @@ const char *kWeightFiles[] = {
     "whisper_tiny/tiny.pt",
 };
 const char *kVectorFiles[] = {
-    "unet_small/inputs.safetensors", "unet_small/expected.safetensors",
-    "vae_small/inputs.safetensors",  "vae_small/expected.safetensors",
+    "unet_small/inputs.safetensors",   "unet_small/expected.safetensors",
+    "vae_small/inputs.safetensors",    "vae_small/expected.safetensors",
     "whisper_tiny/inputs.safetensors", "whisper_tiny/expected.safetensors",
-    "blend/inputs.safetensors",      "blend/expected.safetensors",
-    "e2e/inputs.safetensors",        "e2e/expected.safetensors",
+    "blend/inputs.safetensors",        "blend/expected.safetensors",
+    "e2e/inputs.safetensors",          "e2e/expected.safetensors",
 };
 
 }  // namespace
@@ -122,12 +122,20 @@ TEST_CASE("truncated and bit-flipped checkpoints give clean errors") {
     for (size_t keep : {size_t(1), size_t(30), size_t(2000), bytes.size() / 3, bytes.size() / 2,
                         bytes.size() - 23, bytes.size() - 1}) {
       std::vector<char> cut(bytes.begin(), bytes.begin() + keep);
-      expect_clean_error(write_temp("cut.pt", cut), load, std::string(rel) + " cut to " + std::to_string(keep));
+      expect_clean_error(write_temp("cut.pt", cut), load,
+                         std::string(rel) + " cut to " + std::to_string(keep));
     }
     // Flips across the archive: headers, pickle, tensor data, central directory.
     std::mt19937 rng(7);
-    std::vector<size_t> positions = {0, 3, 40, 200, 5000, bytes.size() / 2, bytes.size() - 30,
-                                     bytes.size() - 100, bytes.size() - 2000};
+    std::vector<size_t> positions = {0,
+                                     3,
+                                     40,
+                                     200,
+                                     5000,
+                                     bytes.size() / 2,
+                                     bytes.size() - 30,
+                                     bytes.size() - 100,
+                                     bytes.size() - 2000};
     for (int i = 0; i < 12; ++i) positions.push_back(rng() % bytes.size());
     for (size_t pos : positions) {
       auto flipped = bytes;
@@ -145,7 +153,8 @@ TEST_CASE("truncated and bit-flipped checkpoints give clean errors") {
     for (size_t pos : {size_t(100), size_t(20000), bytes.size() / 2}) {
       auto flipped = bytes;
       flipped[pos] ^= 0x01;
-      expect_clean_error(write_temp("flip.pt", flipped), load, std::string(rel) + " flip at " + std::to_string(pos));
+      expect_clean_error(write_temp("flip.pt", flipped), load,
+                         std::string(rel) + " flip at " + std::to_string(pos));
     }
   }
 }
@@ -196,8 +205,8 @@ TEST_CASE("wrong keys and shapes name the key") {
     nn::load_whisper_encoder(dir + "shaped.safetensors");
     FAIL("loaded");
   } catch (const Error &e) {
-    CHECK_THAT(e.what(), Catch::Contains("blocks.0.mlp.0.weight") && Catch::Contains("[1536, 385]") &&
-                             Catch::Contains("[1536, 384]"));
+    CHECK_THAT(e.what(), Catch::Contains("blocks.0.mlp.0.weight") &&
+                             Catch::Contains("[1536, 385]") && Catch::Contains("[1536, 384]"));
   }
 
   auto extra = w.tensors;

@@ -63,8 +63,8 @@ TEST_CASE("encoder hidden states match, both files and both layouts") {
 }
 
 TEST_CASE("per-frame chunks match MuseTalk's get_whisper_chunk") {
-  auto featurizer = audio::WhisperFeaturizer(nn::load_whisper_encoder(golden("whisper_tiny/pytorch_model.bin")),
-                                             nn::WhisperLayout::HF);
+  auto featurizer = audio::WhisperFeaturizer(
+      nn::load_whisper_encoder(golden("whisper_tiny/pytorch_model.bin")), nn::WhisperLayout::HF);
   auto audio16k = inputs().at("audio_16k").contiguous();
   auto rows = featurizer.encode(audio16k.data_ptr<float>(), audio16k.size(0), true);
   REQUIRE(rows.size(0) == 200);
@@ -123,11 +123,12 @@ TEST_CASE("sliding windows that cover the whole utterance equal the offline feat
 
   audio::FeatureStreamConfig cfg;
   cfg.mode = audio::FeatureStreamConfig::Mode::Sliding;
-  cfg.context_samples = 29 * 16000;  // every window reaches back to sample 0
-  cfg.lookahead_samples = 5 * 16000; // and on to the end of the speech
-  cfg.hop_frames = 7;                // hops that do not divide the 100 frames
+  cfg.context_samples = 29 * 16000;   // every window reaches back to sample 0
+  cfg.lookahead_samples = 5 * 16000;  // and on to the end of the speech
+  cfg.hop_frames = 7;                 // hops that do not divide the 100 frames
   audio::FeatureStream live(featurizer, cfg);
-  for (int64_t off = 0; off < speech.size(0); off += 320) live.push(speech.data_ptr<float>() + off, 320, false);
+  for (int64_t off = 0; off < speech.size(0); off += 320)
+    live.push(speech.data_ptr<float>() + off, 320, false);
   CHECK(live.take_ready().empty());  // the look-ahead reaches past the end
   live.finish();
   auto got = live.take_ready();
@@ -149,7 +150,8 @@ TEST_CASE("sliding windows start at the speech run, not in the silence before it
   cfg.lookahead_samples = 5 * 16000;  // sees the whole utterance: must equal offline exactly
   audio::FeatureStream live(featurizer, cfg);
   live.push(nullptr, 3 * 16000 + 640 * 3, true);  // 3.12 s of GAP: frames 0-77
-  for (int64_t off = 0; off < speech.size(0); off += 320) live.push(speech.data_ptr<float>() + off, 320, false);
+  for (int64_t off = 0; off < speech.size(0); off += 320)
+    live.push(speech.data_ptr<float>() + off, 320, false);
   live.finish();
   auto got = live.take_ready();
   REQUIRE(got.size() == 178);

@@ -18,8 +18,10 @@ using test::golden;
 
 namespace {
 
-constexpr const char *kF32Caps = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
-constexpr const char *kS16Caps = "audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved";
+constexpr const char *kF32Caps =
+    "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
+constexpr const char *kS16Caps =
+    "audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved";
 constexpr GstClockTime kBufferTime = 20 * GST_MSECOND;
 
 const nn::StateDict &expected() {
@@ -27,7 +29,8 @@ const nn::StateDict &expected() {
   return t;
 }
 torch::Tensor golden_audio() {
-  static auto a = test::golden_tensors("whisper_tiny/inputs.safetensors").at("audio_16k").contiguous();
+  static auto a =
+      test::golden_tensors("whisper_tiny/inputs.safetensors").at("audio_16k").contiguous();
   return a;
 }
 
@@ -55,7 +58,8 @@ struct Harness {
   GstClockTime push_gap(int buffers, GstClockTime pts) {
     std::vector<float> silence(320, 0.0f);
     for (int i = 0; i < buffers; ++i, pts += kBufferTime)
-      REQUIRE(push_samples(silence.data(), silence.size() * sizeof(float), pts, true) == GST_FLOW_OK);
+      REQUIRE(push_samples(silence.data(), silence.size() * sizeof(float), pts, true) ==
+              GST_FLOW_OK);
     return pts;
   }
   void eos() { REQUIRE(gst_harness_push_event(h, gst_event_new_eos())); }
@@ -75,7 +79,9 @@ torch::Tensor features_of(GstBuffer *buf) {
   return t;
 }
 
-std::string model_arg() { return "model=" + golden("whisper_tiny/tiny.pt"); }
+std::string model_arg() {
+  return "model=" + golden("whisper_tiny/tiny.pt");
+}
 
 // Checks the stored golden chunks against output frames first_frame + t.
 void check_golden_chunks(const std::vector<GstPtr<GstBuffer>> &frames, size_t first_frame) {
@@ -139,7 +145,8 @@ TEST_CASE("S16LE input is scaled like whisper's float audio") {
   auto as_float = (s16.to(torch::kFloat) / 32768.0).contiguous();
   auto rows = featurizer->encode(as_float.data_ptr<float>(), as_float.size(0), true);
   for (int64_t t : {0, 37, 99})
-    CHECK(test::max_abs_diff(features_of(frames[t].get()), audio::frame_chunk(rows, 200, {}, t)) < 1e-6);
+    CHECK(test::max_abs_diff(features_of(frames[t].get()), audio::frame_chunk(rows, 200, {}, t)) <
+          1e-6);
 }
 
 TEST_CASE("GAP audio gives GAP frames, speech keeps the frame grid") {
@@ -197,7 +204,8 @@ TEST_CASE("flush drops queued audio") {
 }
 
 TEST_CASE("sliding mode: bounded latency, deviation from offline features") {
-  Harness h("whisperfeat mode=sliding " + model_arg());  // defaults: hop 5, look-ahead 200 ms, context 10 s
+  Harness h("whisperfeat mode=sliding " +
+            model_arg());  // defaults: hop 5, look-ahead 200 ms, context 10 s
   gst_harness_set_upstream_latency(h.h, 20 * GST_MSECOND);
   GstClockTime latency = gst_harness_query_latency(h.h);
   // 5 frames of 40 ms, the chunk's 4 rows after the last frame (80 ms), 200 ms look-ahead.
@@ -231,8 +239,10 @@ TEST_CASE("sliding mode: bounded latency, deviation from offline features") {
     worst = std::max(worst, test::max_abs_diff(ours, theirs));
     worst_cos = std::min(worst_cos, torch::cosine_similarity(ours, theirs, 0).item<double>());
   }
-  std::printf("sliding (defaults: context 10 s, look-ahead 200 ms, hop 5, 30 s padding) vs offline: "
-              "max abs %.4f, min cosine %.5f\n", worst, worst_cos);
+  std::printf(
+      "sliding (defaults: context 10 s, look-ahead 200 ms, hop 5, 30 s padding) vs offline: "
+      "max abs %.4f, min cosine %.5f\n",
+      worst, worst_cos);
   // Measured 0.94 / 0.9967 with these random weights (docs/whisperfeat.md has
   // the trade-off table): a regression in windowing shows up here.
   CHECK(worst < 1.5);
@@ -244,11 +254,13 @@ TEST_CASE("bad input gives errors on the bus, not crashes") {
     Harness h("whisperfeat " + model_arg(),
               "audio/x-raw,format=F32LE,rate=44100,channels=1,layout=interleaved");
     std::vector<float> samples(882, 0.1f);
-    CHECK(h.push_samples(samples.data(), samples.size() * sizeof(float), 0) == GST_FLOW_NOT_NEGOTIATED);
+    CHECK(h.push_samples(samples.data(), samples.size() * sizeof(float), 0) ==
+          GST_FLOW_NOT_NEGOTIATED);
   }
   SECTION("a model that fails to load posts an error naming the file") {
-    for (const std::string &model : {std::string("/nonexistent/tiny.pt"), golden("whisper_tiny/config.json"),
-                                    golden("unet_small/unet.pth"), std::string("")}) {
+    for (const std::string &model :
+         {std::string("/nonexistent/tiny.pt"), golden("whisper_tiny/config.json"),
+          golden("unet_small/unet.pth"), std::string("")}) {
       GstPtr<GstElement> pipeline(gst_pipeline_new(nullptr));
       GstElement *feat = gst_element_factory_make("whisperfeat", nullptr);
       REQUIRE(feat);

@@ -21,7 +21,8 @@ static gboolean face_meta_init(GstMeta *meta, gpointer, GstBuffer *) {
   return TRUE;
 }
 
-static gboolean face_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark type, gpointer) {
+static gboolean face_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *, GQuark type,
+                                    gpointer) {
   // The meta describes the whole frame, so it survives copies and conversions.
   auto *m = reinterpret_cast<TalkerFaceMeta *>(meta);
   (void)type;
@@ -33,15 +34,17 @@ const GstMetaInfo *talker_face_meta_get_info(void) {
   if (g_once_init_enter(&info)) {
     const GstMetaInfo *mi = gst_meta_get_info("TalkerFaceMeta");
     if (!mi)
-      mi = gst_meta_register(TALKER_FACE_META_API_TYPE, "TalkerFaceMeta", sizeof(TalkerFaceMeta), face_meta_init,
-                             nullptr, face_meta_transform);
+      mi = gst_meta_register(TALKER_FACE_META_API_TYPE, "TalkerFaceMeta", sizeof(TalkerFaceMeta),
+                             face_meta_init, nullptr, face_meta_transform);
     g_once_init_leave(&info, mi);
   }
   return info;
 }
 
-TalkerFaceMeta *talker_buffer_add_face_meta(GstBuffer *buffer, gint64 avatar_frame, gboolean speaking) {
-  auto *m = reinterpret_cast<TalkerFaceMeta *>(gst_buffer_add_meta(buffer, talker_face_meta_get_info(), nullptr));
+TalkerFaceMeta *talker_buffer_add_face_meta(GstBuffer *buffer, gint64 avatar_frame,
+                                            gboolean speaking) {
+  auto *m = reinterpret_cast<TalkerFaceMeta *>(
+      gst_buffer_add_meta(buffer, talker_face_meta_get_info(), nullptr));
   if (m) {
     m->avatar_frame = avatar_frame;
     m->speaking = speaking;

@@ -17,7 +17,8 @@ GType talker_face_meta_api_get_type(void);
 const GstMetaInfo *talker_face_meta_get_info(void);
 #define TALKER_FACE_META_API_TYPE (talker_face_meta_api_get_type())
 
-TalkerFaceMeta *talker_buffer_add_face_meta(GstBuffer *buffer, gint64 avatar_frame, gboolean speaking);
+TalkerFaceMeta *talker_buffer_add_face_meta(GstBuffer *buffer, gint64 avatar_frame,
+                                            gboolean speaking);
 TalkerFaceMeta *talker_buffer_get_face_meta(GstBuffer *buffer);
 
 G_END_DECLS

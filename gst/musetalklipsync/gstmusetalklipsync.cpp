@@ -101,13 +101,24 @@ struct _GstMuseTalkLipSync {
 };
 
 G_DEFINE_TYPE(GstMuseTalkLipSync, gst_musetalk_lipsync, GST_TYPE_ELEMENT);
-GST_ELEMENT_REGISTER_DEFINE(musetalklipsync, "musetalklipsync", GST_RANK_NONE, GST_TYPE_MUSETALK_LIPSYNC);
+GST_ELEMENT_REGISTER_DEFINE(musetalklipsync, "musetalklipsync", GST_RANK_NONE,
+                            GST_TYPE_MUSETALK_LIPSYNC);
 
-enum { PROP_0, PROP_AVATAR, PROP_UNET, PROP_UNET_CONFIG, PROP_VAE, PROP_BATCH_SIZE, PROP_DEVICE, PROP_DTYPE };
+enum {
+  PROP_0,
+  PROP_AVATAR,
+  PROP_UNET,
+  PROP_UNET_CONFIG,
+  PROP_VAE,
+  PROP_BATCH_SIZE,
+  PROP_DEVICE,
+  PROP_DTYPE
+};
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("application/x-talker-features, format=(string)F32LE, framerate=(fraction)[1/1, 120/1]"));
+    GST_STATIC_CAPS(
+        "application/x-talker-features, format=(string)F32LE, framerate=(fraction)[1/1, 120/1]"));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS,
     GST_STATIC_CAPS("video/x-raw, format=(string)BGR, width=(int)[8, 4096], height=(int)[8, 4096], "
@@ -119,11 +130,14 @@ static GType musetalk_dtype_get_type() {
   static const GEnumValue values[] = {{int(DType::Float32), "32-bit float", "float32"},
                                       {int(DType::Float16), "16-bit float (CUDA only)", "float16"},
                                       {0, nullptr, nullptr}};
-  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstMuseTalkDType", values));
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstMuseTalkDType", values));
   return type;
 }
 
-static LipSyncState &state_of(GstMuseTalkLipSync *self) { return *self->state; }
+static LipSyncState &state_of(GstMuseTalkLipSync *self) {
+  return *self->state;
+}
 
 static std::string beside(const std::string &file, const char *name) {
   auto slash = file.rfind('/');
@@ -157,17 +171,23 @@ static bool load(GstMuseTalkLipSync *self) {
   try {
     torch::Device device(s.device);
     if (device.is_cuda() && !torch::cuda::is_available())
-      throw talker::Error("device " + s.device + " requested, but this libtorch has no usable CUDA");
+      throw talker::Error("device " + s.device +
+                          " requested, but this libtorch has no usable CUDA");
     const auto dtype = s.dtype == DType::Float16 ? torch::kHalf : torch::kFloat;
-    std::string key = s.unet + "|" + s.unet_config + "|" + s.vae + "|" + device.str() + "|" + std::to_string(int(s.dtype));
+    std::string key = s.unet + "|" + s.unet_config + "|" + s.vae + "|" + device.str() + "|" +
+                      std::to_string(int(s.dtype));
     st.model = model_cache().get(key, [&] {
-      GST_INFO_OBJECT(self, "loading %s + %s on %s", s.unet.c_str(), s.vae.c_str(), device.str().c_str());
-      return std::make_shared<nn::MuseTalkModel>(nn::load_musetalk(s.unet, s.unet_config, s.vae, device, dtype));
+      GST_INFO_OBJECT(self, "loading %s + %s on %s", s.unet.c_str(), s.vae.c_str(),
+                      device.str().c_str());
+      return std::make_shared<nn::MuseTalkModel>(
+          nn::load_musetalk(s.unet, s.unet_config, s.vae, device, dtype));
     });
-    st.avatar = avatar_cache().get(s.avatar, [&] { return talker::avatar::load_avatar_latents(s.avatar); });
+    st.avatar =
+        avatar_cache().get(s.avatar, [&] { return talker::avatar::load_avatar_latents(s.avatar); });
     const auto &lat = st.avatar->latents;
     if (lat.size(1) != st.model->unet->config.in_channels)
-      throw talker::Error(s.avatar + ": latents have " + std::to_string(lat.size(1)) + " channels, the UNet takes " +
+      throw talker::Error(s.avatar + ": latents have " + std::to_string(lat.size(1)) +
+                          " channels, the UNet takes " +
                           std::to_string(st.model->unet->config.in_channels));
     st.out_height = int(lat.size(2) * 8);
     st.out_width = int(lat.size(3) * 8);
@@ -177,11 +197,14 @@ static bool load(GstMuseTalkLipSync *self) {
     probe.features = torch::zeros({50, st.model->unet->config.cross_attention_dim});
     auto t0 = std::chrono::steady_clock::now();
     infer(st, {&probe});
-    auto one = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    auto one =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     std::lock_guard<std::mutex> l(st.lock);
     st.batch_inference = st.reported_inference = GstClockTime(one) * s.batch_size;
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the MuseTalk models or avatar"), ("%s", e.what()));
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the MuseTalk models or avatar"),
+                      ("%s", e.what()));
     st.model.reset();
     st.avatar.reset();
     return false;
@@ -219,7 +242,9 @@ static GstBuffer *make_output(LipSyncState &st, const Item &in, const uint8_t *f
   else
     memset(map.data, 0, size);
   gst_buffer_unmap(out, &map);
-  gst_buffer_copy_into(out, in.buffer, GstBufferCopyFlags(GST_BUFFER_COPY_TIMESTAMPS | GST_BUFFER_COPY_FLAGS), 0, -1);
+  gst_buffer_copy_into(out, in.buffer,
+                       GstBufferCopyFlags(GST_BUFFER_COPY_TIMESTAMPS | GST_BUFFER_COPY_FLAGS), 0,
+                       -1);
   if (face)
     GST_BUFFER_FLAG_UNSET(out, GST_BUFFER_FLAG_GAP);
   else
@@ -275,7 +300,9 @@ static void lipsync_loop(gpointer user_data) {
     try {
       auto t0 = std::chrono::steady_clock::now();
       faces = infer(st, speech);
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
       GST_DEBUG_OBJECT(self, "batch of %zu speaking frames in %.1f ms", speech.size(), ns / 1e6);
       bool post_latency = false;
       {
@@ -288,7 +315,8 @@ static void lipsync_loop(gpointer user_data) {
           post_latency = true;
         }
       }
-      if (post_latency) gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+      if (post_latency)
+        gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
     } catch (const std::exception &e) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED, ("MuseTalk inference failed"), ("%s", e.what()));
       for (auto &it : work) it.release();
@@ -306,14 +334,15 @@ static void lipsync_loop(gpointer user_data) {
     if (!it.gap()) face = faces[int64_t(k++)].data_ptr<uint8_t>();
     GstBuffer *out = make_output(st, it, face);
     it.release();
-    if (ret == GST_FLOW_OK) ret = gst_pad_push(self->srcpad, out);
-    else gst_buffer_unref(out);
+    if (ret == GST_FLOW_OK)
+      ret = gst_pad_push(self->srcpad, out);
+    else
+      gst_buffer_unref(out);
   }
   if (ret != GST_FLOW_OK) {
     std::lock_guard<std::mutex> l(st.lock);
     st.src_result = ret;
-    if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS)
-      GST_ELEMENT_FLOW_ERROR(self, ret);
+    if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) GST_ELEMENT_FLOW_ERROR(self, ret);
     gst_pad_pause_task(self->srcpad);
   }
 }
@@ -327,9 +356,11 @@ static gboolean set_caps(GstMuseTalkLipSync *self, GstCaps *caps) {
   gst_structure_get_int(s, "steps", &steps);
   gst_structure_get_int(s, "width", &width);
   if (!st.model || width != st.model->unet->config.cross_attention_dim || layers * steps != 50) {
-    GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Features do not fit the UNet"),
-                      ("got %d×%d tokens of width %d; MuseTalk takes 50 tokens of width %d (whisper-tiny, 5 layers × 10 steps)",
-                       layers, steps, width, st.model ? int(st.model->unet->config.cross_attention_dim) : 0));
+    GST_ELEMENT_ERROR(
+        self, STREAM, FORMAT, ("Features do not fit the UNet"),
+        ("got %d×%d tokens of width %d; MuseTalk takes 50 tokens of width %d (whisper-tiny, 5 "
+         "layers × 10 steps)",
+         layers, steps, width, st.model ? int(st.model->unet->config.cross_attention_dim) : 0));
     return FALSE;
   }
   {
@@ -337,10 +368,10 @@ static gboolean set_caps(GstMuseTalkLipSync *self, GstCaps *caps) {
     st.fps_num = num;
     st.fps_den = den;
   }
-  talker::gst::GstPtr<GstCaps> out(gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "BGR", "width",
-                                                       G_TYPE_INT, st.out_width, "height", G_TYPE_INT, st.out_height,
-                                                       "framerate", GST_TYPE_FRACTION, num, den,
-                                                       "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, nullptr));
+  talker::gst::GstPtr<GstCaps> out(gst_caps_new_simple(
+      "video/x-raw", "format", G_TYPE_STRING, "BGR", "width", G_TYPE_INT, st.out_width, "height",
+      G_TYPE_INT, st.out_height, "framerate", GST_TYPE_FRACTION, num, den, "pixel-aspect-ratio",
+      GST_TYPE_FRACTION, 1, 1, nullptr));
   Item item;
   item.event = gst_event_new_caps(out.get());
   std::lock_guard<std::mutex> l(st.lock);
@@ -457,7 +488,8 @@ static gboolean lipsync_src_query(GstPad *pad, GstObject *parent, GstQuery *quer
     {
       std::lock_guard<std::mutex> l(st.lock);
       // A frame waits for its batch to fill, then for the batch's inference.
-      ours = gst_util_uint64_scale(st.active.batch_size, GST_SECOND * st.fps_den, st.fps_num) + st.reported_inference;
+      ours = gst_util_uint64_scale(st.active.batch_size, GST_SECOND * st.fps_den, st.fps_num) +
+             st.reported_inference;
     }
     GST_DEBUG_OBJECT(self, "latency %" GST_TIME_FORMAT, GST_TIME_ARGS(ours));
     min += ours;
@@ -468,7 +500,8 @@ static gboolean lipsync_src_query(GstPad *pad, GstObject *parent, GstQuery *quer
   return gst_pad_query_default(pad, parent, query);
 }
 
-static gboolean lipsync_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode, gboolean active) {
+static gboolean lipsync_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
+                                          gboolean active) {
   auto *self = GST_MUSETALK_LIPSYNC(parent);
   auto &st = state_of(self);
   if (mode != GST_PAD_MODE_PUSH) return FALSE;
@@ -497,7 +530,8 @@ static GstStateChangeReturn lipsync_change_state(GstElement *element, GstStateCh
   auto *self = GST_MUSETALK_LIPSYNC(element);
   auto &st = state_of(self);
   if (transition == GST_STATE_CHANGE_NULL_TO_READY && !load(self)) return GST_STATE_CHANGE_FAILURE;
-  GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_musetalk_lipsync_parent_class)->change_state(element, transition);
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_musetalk_lipsync_parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
     st.model.reset();
     st.avatar.reset();
@@ -505,27 +539,44 @@ static GstStateChangeReturn lipsync_change_state(GstElement *element, GstStateCh
   return ret;
 }
 
-static void lipsync_set_property(GObject *object, guint id, const GValue *value, GParamSpec *pspec) {
+static void lipsync_set_property(GObject *object, guint id, const GValue *value,
+                                 GParamSpec *pspec) {
   auto &st = state_of(GST_MUSETALK_LIPSYNC(object));
   std::lock_guard<std::mutex> l(st.settings_lock);
   Settings &s = st.settings;
-  auto str = [&] { return std::string(g_value_get_string(value) ? g_value_get_string(value) : ""); };
+  auto str = [&] {
+    return std::string(g_value_get_string(value) ? g_value_get_string(value) : "");
+  };
   switch (id) {
-    case PROP_AVATAR: s.avatar = str(); break;
-    case PROP_UNET: s.unet = str(); break;
-    case PROP_UNET_CONFIG: s.unet_config = str(); break;
-    case PROP_VAE: s.vae = str(); break;
-    case PROP_BATCH_SIZE: s.batch_size = g_value_get_uint(value); break;
+    case PROP_AVATAR:
+      s.avatar = str();
+      break;
+    case PROP_UNET:
+      s.unet = str();
+      break;
+    case PROP_UNET_CONFIG:
+      s.unet_config = str();
+      break;
+    case PROP_VAE:
+      s.vae = str();
+      break;
+    case PROP_BATCH_SIZE:
+      s.batch_size = g_value_get_uint(value);
+      break;
     case PROP_DEVICE: {
       try {
         s.device = torch::Device(str()).str();
       } catch (const std::exception &) {
-        g_warning("musetalklipsync: invalid device '%s' (expected cpu, cuda or cuda:N)", str().c_str());
+        g_warning("musetalklipsync: invalid device '%s' (expected cpu, cuda or cuda:N)",
+                  str().c_str());
       }
       break;
     }
-    case PROP_DTYPE: s.dtype = DType(g_value_get_enum(value)); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    case PROP_DTYPE:
+      s.dtype = DType(g_value_get_enum(value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
 }
 
@@ -534,14 +585,29 @@ static void lipsync_get_property(GObject *object, guint id, GValue *value, GPara
   std::lock_guard<std::mutex> l(st.settings_lock);
   const Settings &s = st.settings;
   switch (id) {
-    case PROP_AVATAR: g_value_set_string(value, s.avatar.c_str()); break;
-    case PROP_UNET: g_value_set_string(value, s.unet.c_str()); break;
-    case PROP_UNET_CONFIG: g_value_set_string(value, s.unet_config.c_str()); break;
-    case PROP_VAE: g_value_set_string(value, s.vae.c_str()); break;
-    case PROP_BATCH_SIZE: g_value_set_uint(value, s.batch_size); break;
-    case PROP_DEVICE: g_value_set_string(value, s.device.c_str()); break;
-    case PROP_DTYPE: g_value_set_enum(value, int(s.dtype)); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    case PROP_AVATAR:
+      g_value_set_string(value, s.avatar.c_str());
+      break;
+    case PROP_UNET:
+      g_value_set_string(value, s.unet.c_str());
+      break;
+    case PROP_UNET_CONFIG:
+      g_value_set_string(value, s.unet_config.c_str());
+      break;
+    case PROP_VAE:
+      g_value_set_string(value, s.vae.c_str());
+      break;
+    case PROP_BATCH_SIZE:
+      g_value_set_uint(value, s.batch_size);
+      break;
+    case PROP_DEVICE:
+      g_value_set_string(value, s.device.c_str());
+      break;
+    case PROP_DTYPE:
+      g_value_set_enum(value, int(s.dtype));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
 }
 
@@ -557,27 +623,49 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
   gobject_class->get_property = lipsync_get_property;
   gobject_class->finalize = lipsync_finalize;
   element_class->change_state = lipsync_change_state;
-  const auto flags = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(gobject_class, PROP_AVATAR,
-      g_param_spec_string("avatar", "Avatar", "Avatar folder (avatar.json, latents.safetensors: docs/avatar.md)", "", flags));
-  g_object_class_install_property(gobject_class, PROP_UNET,
-      g_param_spec_string("unet", "UNet", "MuseTalk UNet weights: musetalkV15/unet.pth (v1.5) or musetalk/pytorch_model.bin (v1.0)", "", flags));
-  g_object_class_install_property(gobject_class, PROP_UNET_CONFIG,
-      g_param_spec_string("unet-config", "UNet config", "UNet config JSON; empty: musetalk.json beside the weights", "", flags));
-  g_object_class_install_property(gobject_class, PROP_VAE,
-      g_param_spec_string("vae", "VAE", "VAE model folder (sd-vae-ft-mse: config.json + diffusion_pytorch_model.bin/.safetensors)", "", flags));
-  g_object_class_install_property(gobject_class, PROP_BATCH_SIZE,
-      g_param_spec_uint("batch-size", "Batch size", "Frames per inference; each adds one frame of latency, larger "
-                        "batches use the device better", 1, 64, 4, flags));
-  g_object_class_install_property(gobject_class, PROP_DEVICE,
-      g_param_spec_string("device", "Device", "Where the models run: cpu, cuda or cuda:N", "cpu", flags));
-  g_object_class_install_property(gobject_class, PROP_DTYPE,
-      g_param_spec_enum("dtype", "Data type", "Model precision; float16 needs a CUDA device", GST_TYPE_MUSETALK_DTYPE,
-                        int(DType::Float32), flags));
+  const auto flags =
+      GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_AVATAR,
+      g_param_spec_string("avatar", "Avatar",
+                          "Avatar folder (avatar.json, latents.safetensors: docs/avatar.md)", "",
+                          flags));
+  g_object_class_install_property(
+      gobject_class, PROP_UNET,
+      g_param_spec_string(
+          "unet", "UNet",
+          "MuseTalk UNet weights: musetalkV15/unet.pth (v1.5) or musetalk/pytorch_model.bin (v1.0)",
+          "", flags));
+  g_object_class_install_property(
+      gobject_class, PROP_UNET_CONFIG,
+      g_param_spec_string("unet-config", "UNet config",
+                          "UNet config JSON; empty: musetalk.json beside the weights", "", flags));
+  g_object_class_install_property(
+      gobject_class, PROP_VAE,
+      g_param_spec_string("vae", "VAE",
+                          "VAE model folder (sd-vae-ft-mse: config.json + "
+                          "diffusion_pytorch_model.bin/.safetensors)",
+                          "", flags));
+  g_object_class_install_property(
+      gobject_class, PROP_BATCH_SIZE,
+      g_param_spec_uint("batch-size", "Batch size",
+                        "Frames per inference; each adds one frame of latency, larger "
+                        "batches use the device better",
+                        1, 64, 4, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device", "Where the models run: cpu, cuda or cuda:N", "cpu",
+                          flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DTYPE,
+      g_param_spec_enum("dtype", "Data type", "Model precision; float16 needs a CUDA device",
+                        GST_TYPE_MUSETALK_DTYPE, int(DType::Float32), flags));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
-  gst_element_class_set_static_metadata(element_class, "MuseTalk lip-sync", "Filter/Video/Generator",
-      "Generates lip-synced faces from whisper features with MuseTalk's UNet and VAE", "gst-talker developers");
+  gst_element_class_set_static_metadata(
+      element_class, "MuseTalk lip-sync", "Filter/Video/Generator",
+      "Generates lip-synced faces from whisper features with MuseTalk's UNet and VAE",
+      "gst-talker developers");
   gst_type_mark_as_plugin_api(GST_TYPE_MUSETALK_DTYPE, GstPluginAPIFlags(0));
   GST_DEBUG_CATEGORY_INIT(musetalklipsync_debug, "musetalklipsync", 0, "MuseTalk lip-sync");
 }

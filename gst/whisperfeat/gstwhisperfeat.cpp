@@ -9,7 +9,8 @@
  * stacked) with the frame's PTS and DURATION. Frames whose audio was all GAP
  * come out as GAP buffers and cost no encoder run.
  *
- * gst-launch-1.0 talkertts is-live=false text="Hello" ! whisperfeat model=models/whisper/tiny.pt ! fakesink
+ * gst-launch-1.0 talkertts is-live=false text="Hello" ! whisperfeat model=models/whisper/tiny.pt !
+ * fakesink
  */
 #include "gst/whisperfeat/gstwhisperfeat.h"
 
@@ -113,10 +114,13 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 static GType whisper_feat_layout_get_type() {
   static GType type = 0;
   static const GEnumValue values[] = {
-      {int(nn::WhisperLayout::HF), "Last hidden state after the final layer norm (transformers; MuseTalk v1.5)", "hf"},
-      {int(nn::WhisperLayout::OpenAI), "Hidden states as openai-whisper's blocks leave them (MuseTalk v1.0)", "openai"},
+      {int(nn::WhisperLayout::HF),
+       "Last hidden state after the final layer norm (transformers; MuseTalk v1.5)", "hf"},
+      {int(nn::WhisperLayout::OpenAI),
+       "Hidden states as openai-whisper's blocks leave them (MuseTalk v1.0)", "openai"},
       {0, nullptr, nullptr}};
-  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstWhisperFeatLayout", values));
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstWhisperFeatLayout", values));
   return type;
 }
 
@@ -125,14 +129,23 @@ static GType whisper_feat_mode_get_type() {
   static GType type = 0;
   static const GEnumValue values[] = {
       {int(Mode::Auto), "Sliding when upstream is live, utterance otherwise", "auto"},
-      {int(Mode::Utterance), "Encode each run of speech whole (up to 30 s at a time): MuseTalk's offline features, latency up to 30 s", "utterance"},
-      {int(Mode::Sliding), "Encode the speech so far plus a look-ahead for every hop of frames: bounded latency, features close to offline", "sliding"},
+      {int(Mode::Utterance),
+       "Encode each run of speech whole (up to 30 s at a time): MuseTalk's offline features, "
+       "latency up to 30 s",
+       "utterance"},
+      {int(Mode::Sliding),
+       "Encode the speech so far plus a look-ahead for every hop of frames: bounded latency, "
+       "features close to offline",
+       "sliding"},
       {0, nullptr, nullptr}};
-  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstWhisperFeatMode", values));
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstWhisperFeatMode", values));
   return type;
 }
 
-static WhisperFeatState &state_of(GstWhisperFeat *self) { return *self->state; }
+static WhisperFeatState &state_of(GstWhisperFeat *self) {
+  return *self->state;
+}
 
 // Loads (or shares) the model named by the settings. Posts an error and
 // returns false on failure.
@@ -144,21 +157,25 @@ static bool load_model(GstWhisperFeat *self) {
   }
   const Settings &s = st.active;
   if (s.model.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("No whisper model given"),
-                      ("Set the 'model' property to a whisper-tiny checkpoint (tiny.pt or pytorch_model.bin)"));
+    GST_ELEMENT_ERROR(
+        self, RESOURCE, NOT_FOUND, ("No whisper model given"),
+        ("Set the 'model' property to a whisper-tiny checkpoint (tiny.pt or pytorch_model.bin)"));
     return false;
   }
   try {
     torch::Device device(s.device);
     if (device.is_cuda() && !torch::cuda::is_available())
-      throw talker::Error("device " + s.device + " requested, but this libtorch has no usable CUDA");
+      throw talker::Error("device " + s.device +
+                          " requested, but this libtorch has no usable CUDA");
     std::string key = s.model + "|" + std::to_string(int(s.layout)) + "|" + device.str();
     st.featurizer = featurizer_cache().get(key, [&] {
       GST_INFO_OBJECT(self, "loading %s on %s", s.model.c_str(), device.str().c_str());
-      return std::make_shared<WhisperFeaturizer>(nn::load_whisper_encoder(s.model, device), s.layout);
+      return std::make_shared<WhisperFeaturizer>(nn::load_whisper_encoder(s.model, device),
+                                                 s.layout);
     });
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load whisper model"), ("%s", e.what()));
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load whisper model"),
+                      ("%s", e.what()));
     return false;
   }
   return true;
@@ -167,7 +184,8 @@ static bool load_model(GstWhisperFeat *self) {
 static bool upstream_is_live(GstWhisperFeat *self) {
   talker::gst::GstPtr<GstQuery> q(gst_query_new_latency());
   gboolean live = FALSE;
-  if (gst_pad_peer_query(self->sinkpad, q.get())) gst_query_parse_latency(q.get(), &live, nullptr, nullptr);
+  if (gst_pad_peer_query(self->sinkpad, q.get()))
+    gst_query_parse_latency(q.get(), &live, nullptr, nullptr);
   return live;
 }
 
@@ -175,8 +193,10 @@ static void make_stream(GstWhisperFeat *self) {
   auto &st = state_of(self);
   const Settings &s = st.active;
   FeatureStreamConfig cfg;
-  Mode mode = s.mode == Mode::Auto ? (upstream_is_live(self) ? Mode::Sliding : Mode::Utterance) : s.mode;
-  cfg.mode = mode == Mode::Sliding ? FeatureStreamConfig::Mode::Sliding : FeatureStreamConfig::Mode::Utterance;
+  Mode mode =
+      s.mode == Mode::Auto ? (upstream_is_live(self) ? Mode::Sliding : Mode::Utterance) : s.mode;
+  cfg.mode = mode == Mode::Sliding ? FeatureStreamConfig::Mode::Sliding
+                                   : FeatureStreamConfig::Mode::Utterance;
   cfg.grid.fps_num = s.fps_num;
   cfg.grid.fps_den = s.fps_den;
   cfg.context_samples = gint64(s.context_ms) * talker::audio::kSampleRate / 1000;
@@ -196,7 +216,8 @@ static void make_stream(GstWhisperFeat *self) {
 static GstFlowReturn push_ready(GstWhisperFeat *self) {
   auto &st = state_of(self);
   const Settings &s = st.active;
-  const gsize bytes = gsize(talker::audio::kRowsPerChunk) * st.featurizer->layers() * st.featurizer->width() * sizeof(float);
+  const gsize bytes = gsize(talker::audio::kRowsPerChunk) * st.featurizer->layers() *
+                      st.featurizer->width() * sizeof(float);
   for (auto &frame : st.stream->take_ready()) {
     GstBuffer *buf = gst_buffer_new_allocate(nullptr, bytes, nullptr);
     GstMapInfo map;
@@ -207,8 +228,10 @@ static GstFlowReturn push_ready(GstWhisperFeat *self) {
       memcpy(map.data, frame.chunk.contiguous().data_ptr<float>(), bytes);
     gst_buffer_unmap(buf, &map);
     const GstClockTime origin = GST_CLOCK_TIME_IS_VALID(st.origin) ? st.origin : 0;
-    const GstClockTime start = gst_util_uint64_scale(frame.index, GST_SECOND * s.fps_den, s.fps_num);
-    const GstClockTime end = gst_util_uint64_scale(frame.index + 1, GST_SECOND * s.fps_den, s.fps_num);
+    const GstClockTime start =
+        gst_util_uint64_scale(frame.index, GST_SECOND * s.fps_den, s.fps_num);
+    const GstClockTime end =
+        gst_util_uint64_scale(frame.index + 1, GST_SECOND * s.fps_den, s.fps_num);
     GST_BUFFER_PTS(buf) = origin + start;
     GST_BUFFER_DURATION(buf) = end - start;
     GST_BUFFER_OFFSET(buf) = frame.index;
@@ -232,7 +255,8 @@ static GstFlowReturn run_stream(GstWhisperFeat *self, Step step) {
   try {
     step(*state_of(self).stream);
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Whisper feature extraction failed"), ("%s", e.what()));
+    GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Whisper feature extraction failed"),
+                      ("%s", e.what()));
     return GST_FLOW_ERROR;
   }
   return push_ready(self);
@@ -254,8 +278,9 @@ static gboolean set_caps(GstWhisperFeat *self, GstCaps *caps) {
   GstAudioInfo info;
   if (!gst_audio_info_from_caps(&info, caps) || GST_AUDIO_INFO_RATE(&info) != 16000 ||
       GST_AUDIO_INFO_CHANNELS(&info) != 1) {
-    GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("whisperfeat needs 16 kHz mono audio"),
-                      ("got caps %" GST_PTR_FORMAT "; put audioconvert ! audioresample in front", caps));
+    GST_ELEMENT_ERROR(
+        self, STREAM, FORMAT, ("whisperfeat needs 16 kHz mono audio"),
+        ("got caps %" GST_PTR_FORMAT "; put audioconvert ! audioresample in front", caps));
     return FALSE;
   }
   if (st.stream && st.have_info && !gst_audio_info_is_equal(&info, &st.info)) drain(self);
@@ -265,10 +290,10 @@ static gboolean set_caps(GstWhisperFeat *self, GstCaps *caps) {
   const Settings &s = st.active;
   talker::gst::GstPtr<GstCaps> out(gst_caps_new_simple(
       "application/x-talker-features", "format", G_TYPE_STRING, "F32LE", "layers", G_TYPE_INT,
-      int(st.featurizer->layers()), "width", G_TYPE_INT, int(st.featurizer->width()), "steps", G_TYPE_INT,
-      talker::audio::kRowsPerChunk, "layout", G_TYPE_STRING,
-      s.layout == nn::WhisperLayout::HF ? "hf" : "openai", "framerate", GST_TYPE_FRACTION, s.fps_num,
-      s.fps_den, nullptr));
+      int(st.featurizer->layers()), "width", G_TYPE_INT, int(st.featurizer->width()), "steps",
+      G_TYPE_INT, talker::audio::kRowsPerChunk, "layout", G_TYPE_STRING,
+      s.layout == nn::WhisperLayout::HF ? "hf" : "openai", "framerate", GST_TYPE_FRACTION,
+      s.fps_num, s.fps_den, nullptr));
   return gst_pad_set_caps(self->srcpad, out.get());
 }
 
@@ -291,16 +316,20 @@ static GstFlowReturn whisper_feat_chain(GstPad *pad, GstObject *parent, GstBuffe
   if (GST_CLOCK_TIME_IS_VALID(st.origin) && GST_CLOCK_TIME_IS_VALID(pts)) {
     // Timestamps that jump by more than half a buffer start a new stream: the
     // frame grid follows the audio, so drain and restart at the new time.
-    const GstClockTime expected = st.origin + gst_util_uint64_scale(st.samples_in, GST_SECOND, 16000);
+    const GstClockTime expected =
+        st.origin + gst_util_uint64_scale(st.samples_in, GST_SECOND, 16000);
     const GstClockTimeDiff drift = GST_CLOCK_DIFF(expected, pts);
     if (std::llabs(drift) > GST_MSECOND * 10) {
-      GST_DEBUG_OBJECT(self, "timestamp jump of %" GST_STIME_FORMAT ", restarting", GST_STIME_ARGS(drift));
+      GST_DEBUG_OBJECT(self, "timestamp jump of %" GST_STIME_FORMAT ", restarting",
+                       GST_STIME_ARGS(drift));
       ret = drain(self);
       if (ret != GST_FLOW_OK) return ret;
     }
   }
   if (!GST_CLOCK_TIME_IS_VALID(st.origin))
-    st.origin = GST_CLOCK_TIME_IS_VALID(pts) ? pts : (st.segment.format == GST_FORMAT_TIME ? st.segment.start : 0);
+    st.origin = GST_CLOCK_TIME_IS_VALID(pts)
+                    ? pts
+                    : (st.segment.format == GST_FORMAT_TIME ? st.segment.start : 0);
 
   std::vector<float> samples;
   if (!gap && n > 0) {
@@ -316,7 +345,8 @@ static GstFlowReturn whisper_feat_chain(GstPad *pad, GstObject *parent, GstBuffe
     gst_buffer_unmap(buffer, &map);
   }
   st.samples_in += n;
-  return run_stream(self, [&](FeatureStream &s) { s.push(gap ? nullptr : samples.data(), n, gap); });
+  return run_stream(self,
+                    [&](FeatureStream &s) { s.push(gap ? nullptr : samples.data(), n, gap); });
 }
 
 static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
@@ -376,7 +406,8 @@ static gboolean whisper_feat_src_query(GstPad *pad, GstObject *parent, GstQuery 
     gst_query_parse_latency(query, &live, &min, &max);
     // Frames wait for the audio after them that their chunk (and the
     // look-ahead) covers; in utterance mode, for the end of the utterance.
-    GstClockTime ours = st.stream ? gst_util_uint64_scale(st.stream->latency_samples(), GST_SECOND, 16000) : 0;
+    GstClockTime ours =
+        st.stream ? gst_util_uint64_scale(st.stream->latency_samples(), GST_SECOND, 16000) : 0;
     min += ours;
     if (GST_CLOCK_TIME_IS_VALID(max)) max += ours;
     GST_DEBUG_OBJECT(self, "latency: ours %" GST_TIME_FORMAT ", total min %" GST_TIME_FORMAT,
@@ -387,16 +418,19 @@ static gboolean whisper_feat_src_query(GstPad *pad, GstObject *parent, GstQuery 
   return gst_pad_query_default(pad, parent, query);
 }
 
-static GstStateChangeReturn whisper_feat_change_state(GstElement *element, GstStateChange transition) {
+static GstStateChangeReturn whisper_feat_change_state(GstElement *element,
+                                                      GstStateChange transition) {
   auto *self = GST_WHISPER_FEAT(element);
   auto &st = state_of(self);
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY && !load_model(self)) return GST_STATE_CHANGE_FAILURE;
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY && !load_model(self))
+    return GST_STATE_CHANGE_FAILURE;
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
     gst_segment_init(&st.segment, GST_FORMAT_TIME);
     st.have_info = false;
     st.stream.reset();
   }
-  GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_whisper_feat_parent_class)->change_state(element, transition);
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_whisper_feat_parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     st.stream.reset();
     st.have_info = false;
@@ -405,16 +439,22 @@ static GstStateChangeReturn whisper_feat_change_state(GstElement *element, GstSt
   return ret;
 }
 
-static void whisper_feat_set_property(GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec) {
+static void whisper_feat_set_property(GObject *object, guint prop_id, const GValue *value,
+                                      GParamSpec *pspec) {
   auto *self = GST_WHISPER_FEAT(object);
   auto &st = state_of(self);
   std::lock_guard<std::mutex> lock(st.settings_lock);
   Settings &s = st.settings;
   switch (prop_id) {
-    case PROP_MODEL: s.model = g_value_get_string(value) ? g_value_get_string(value) : ""; break;
-    case PROP_LAYOUT: s.layout = nn::WhisperLayout(g_value_get_enum(value)); break;
+    case PROP_MODEL:
+      s.model = g_value_get_string(value) ? g_value_get_string(value) : "";
+      break;
+    case PROP_LAYOUT:
+      s.layout = nn::WhisperLayout(g_value_get_enum(value));
+      break;
     case PROP_FRAMERATE: {
-      int num = gst_value_get_fraction_numerator(value), den = gst_value_get_fraction_denominator(value);
+      int num = gst_value_get_fraction_numerator(value),
+          den = gst_value_get_fraction_denominator(value);
       if (num <= 0 || den <= 0 || num > 120 * den) {
         g_warning("whisperfeat: framerate %d/%d out of range (1/1 to 120/1)", num, den);
         break;
@@ -423,11 +463,21 @@ static void whisper_feat_set_property(GObject *object, guint prop_id, const GVal
       s.fps_den = den;
       break;
     }
-    case PROP_MODE: s.mode = Mode(g_value_get_enum(value)); break;
-    case PROP_CONTEXT_MS: s.context_ms = g_value_get_uint(value); break;
-    case PROP_LOOKAHEAD_MS: s.lookahead_ms = g_value_get_uint(value); break;
-    case PROP_HOP_FRAMES: s.hop_frames = g_value_get_uint(value); break;
-    case PROP_WHISPER_PADDING: s.whisper_padding = g_value_get_boolean(value); break;
+    case PROP_MODE:
+      s.mode = Mode(g_value_get_enum(value));
+      break;
+    case PROP_CONTEXT_MS:
+      s.context_ms = g_value_get_uint(value);
+      break;
+    case PROP_LOOKAHEAD_MS:
+      s.lookahead_ms = g_value_get_uint(value);
+      break;
+    case PROP_HOP_FRAMES:
+      s.hop_frames = g_value_get_uint(value);
+      break;
+    case PROP_WHISPER_PADDING:
+      s.whisper_padding = g_value_get_boolean(value);
+      break;
     case PROP_DEVICE: {
       const char *d = g_value_get_string(value);
       try {
@@ -438,26 +488,47 @@ static void whisper_feat_set_property(GObject *object, guint prop_id, const GVal
       }
       break;
     }
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
 
-static void whisper_feat_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec) {
+static void whisper_feat_get_property(GObject *object, guint prop_id, GValue *value,
+                                      GParamSpec *pspec) {
   auto *self = GST_WHISPER_FEAT(object);
   auto &st = state_of(self);
   std::lock_guard<std::mutex> lock(st.settings_lock);
   const Settings &s = st.settings;
   switch (prop_id) {
-    case PROP_MODEL: g_value_set_string(value, s.model.c_str()); break;
-    case PROP_LAYOUT: g_value_set_enum(value, int(s.layout)); break;
-    case PROP_FRAMERATE: gst_value_set_fraction(value, s.fps_num, s.fps_den); break;
-    case PROP_MODE: g_value_set_enum(value, int(s.mode)); break;
-    case PROP_CONTEXT_MS: g_value_set_uint(value, s.context_ms); break;
-    case PROP_LOOKAHEAD_MS: g_value_set_uint(value, s.lookahead_ms); break;
-    case PROP_HOP_FRAMES: g_value_set_uint(value, s.hop_frames); break;
-    case PROP_WHISPER_PADDING: g_value_set_boolean(value, s.whisper_padding); break;
-    case PROP_DEVICE: g_value_set_string(value, s.device.c_str()); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    case PROP_MODEL:
+      g_value_set_string(value, s.model.c_str());
+      break;
+    case PROP_LAYOUT:
+      g_value_set_enum(value, int(s.layout));
+      break;
+    case PROP_FRAMERATE:
+      gst_value_set_fraction(value, s.fps_num, s.fps_den);
+      break;
+    case PROP_MODE:
+      g_value_set_enum(value, int(s.mode));
+      break;
+    case PROP_CONTEXT_MS:
+      g_value_set_uint(value, s.context_ms);
+      break;
+    case PROP_LOOKAHEAD_MS:
+      g_value_set_uint(value, s.lookahead_ms);
+      break;
+    case PROP_HOP_FRAMES:
+      g_value_set_uint(value, s.hop_frames);
+      break;
+    case PROP_WHISPER_PADDING:
+      g_value_set_boolean(value, s.whisper_padding);
+      break;
+    case PROP_DEVICE:
+      g_value_set_string(value, s.device.c_str());
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
 
@@ -474,42 +545,68 @@ static void gst_whisper_feat_class_init(GstWhisperFeatClass *klass) {
   gobject_class->finalize = whisper_feat_finalize;
   element_class->change_state = whisper_feat_change_state;
 
-  const auto flags = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
-  g_object_class_install_property(gobject_class, PROP_MODEL,
-      g_param_spec_string("model", "Model", "Whisper checkpoint: openai tiny.pt, or transformers "
-                          "pytorch_model.bin / model.safetensors (encoder keys are used, decoder keys ignored)",
-                          "", flags));
-  g_object_class_install_property(gobject_class, PROP_LAYOUT,
-      g_param_spec_enum("layout", "Layout", "Which hidden states are stacked: hf for MuseTalk v1.5, openai for v1.0",
+  const auto flags =
+      GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string(
+          "model", "Model",
+          "Whisper checkpoint: openai tiny.pt, or transformers "
+          "pytorch_model.bin / model.safetensors (encoder keys are used, decoder keys ignored)",
+          "", flags));
+  g_object_class_install_property(
+      gobject_class, PROP_LAYOUT,
+      g_param_spec_enum("layout", "Layout",
+                        "Which hidden states are stacked: hf for MuseTalk v1.5, openai for v1.0",
                         GST_TYPE_WHISPER_FEAT_LAYOUT, int(nn::WhisperLayout::HF), flags));
-  g_object_class_install_property(gobject_class, PROP_FRAMERATE,
-      gst_param_spec_fraction("framerate", "Frame rate", "Video frame rate: one feature buffer per frame",
-                              1, 1, 120, 1, 25, 1, flags));
-  g_object_class_install_property(gobject_class, PROP_MODE,
-      g_param_spec_enum("mode", "Mode", "How audio is grouped for the encoder", GST_TYPE_WHISPER_FEAT_MODE,
-                        int(Mode::Auto), flags));
-  g_object_class_install_property(gobject_class, PROP_CONTEXT_MS,
-      g_param_spec_uint("context-ms", "Context (ms)", "Sliding mode: how far back into the current run of "
-                        "speech each encoder window reaches before the hop, in milliseconds. Windows never reach "
-                        "into the silence before an utterance. With whisper-padding the cost does not depend on it; "
-                        "without, the cost grows with it",
-                        0, 29000, 10000, flags));
-  g_object_class_install_property(gobject_class, PROP_LOOKAHEAD_MS,
-      g_param_spec_uint("lookahead-ms", "Look-ahead (ms)", "Sliding mode: audio after each hop's last chunk row "
-                        "that the encoder also sees, in milliseconds; adds to the latency", 0, 5000, 200, flags));
-  g_object_class_install_property(gobject_class, PROP_HOP_FRAMES,
-      g_param_spec_uint("hop-frames", "Hop (frames)", "Sliding mode: video frames per encoder run; each adds one "
-                        "frame of latency, fewer runs cost less", 1, 250, 5, flags));
-  g_object_class_install_property(gobject_class, PROP_WHISPER_PADDING,
-      g_param_spec_boolean("whisper-padding", "Whisper padding", "Pad every encoder window with silence to 30 s "
-                           "as whisper expects (true), or encode only the window (false: far cheaper, features "
-                           "further from offline)", TRUE, flags));
-  g_object_class_install_property(gobject_class, PROP_DEVICE,
-      g_param_spec_string("device", "Device", "Where the encoder runs: cpu, cuda or cuda:N", "cpu", flags));
+  g_object_class_install_property(
+      gobject_class, PROP_FRAMERATE,
+      gst_param_spec_fraction("framerate", "Frame rate",
+                              "Video frame rate: one feature buffer per frame", 1, 1, 120, 1, 25, 1,
+                              flags));
+  g_object_class_install_property(
+      gobject_class, PROP_MODE,
+      g_param_spec_enum("mode", "Mode", "How audio is grouped for the encoder",
+                        GST_TYPE_WHISPER_FEAT_MODE, int(Mode::Auto), flags));
+  g_object_class_install_property(
+      gobject_class, PROP_CONTEXT_MS,
+      g_param_spec_uint(
+          "context-ms", "Context (ms)",
+          "Sliding mode: how far back into the current run of "
+          "speech each encoder window reaches before the hop, in milliseconds. Windows never reach "
+          "into the silence before an utterance. With whisper-padding the cost does not depend on "
+          "it; "
+          "without, the cost grows with it",
+          0, 29000, 10000, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_LOOKAHEAD_MS,
+      g_param_spec_uint("lookahead-ms", "Look-ahead (ms)",
+                        "Sliding mode: audio after each hop's last chunk row "
+                        "that the encoder also sees, in milliseconds; adds to the latency",
+                        0, 5000, 200, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_HOP_FRAMES,
+      g_param_spec_uint("hop-frames", "Hop (frames)",
+                        "Sliding mode: video frames per encoder run; each adds one "
+                        "frame of latency, fewer runs cost less",
+                        1, 250, 5, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_WHISPER_PADDING,
+      g_param_spec_boolean(
+          "whisper-padding", "Whisper padding",
+          "Pad every encoder window with silence to 30 s "
+          "as whisper expects (true), or encode only the window (false: far cheaper, features "
+          "further from offline)",
+          TRUE, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device", "Where the encoder runs: cpu, cuda or cuda:N", "cpu",
+                          flags));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
-  gst_element_class_set_static_metadata(element_class, "Whisper audio features", "Filter/Audio/Converter",
+  gst_element_class_set_static_metadata(
+      element_class, "Whisper audio features", "Filter/Audio/Converter",
       "Whisper encoder hidden states per video frame, as MuseTalk's audio chunks",
       "gst-talker developers");
   gst_type_mark_as_plugin_api(GST_TYPE_WHISPER_FEAT_LAYOUT, GstPluginAPIFlags(0));

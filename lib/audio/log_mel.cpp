@@ -32,8 +32,7 @@ torch::Tensor mel_filters(int n_mels, int sample_rate, int n_fft) {
   const int n_points = n_mels + 2;
   const double step = (hi - lo) / (n_points - 1);
   std::vector<double> mel_hz(n_points);
-  for (int i = 0; i < n_points; ++i)
-    mel_hz[i] = mel_to_hz(i == n_points - 1 ? hi : lo + i * step);
+  for (int i = 0; i < n_points; ++i) mel_hz[i] = mel_to_hz(i == n_points - 1 ? hi : lo + i * step);
 
   auto out = torch::zeros({n_mels, n_bins}, torch::kFloat);
   auto w = out.accessor<float, 2>();
@@ -57,7 +56,8 @@ torch::Tensor log_mel_spectrogram(const torch::Tensor &audio, const torch::Tenso
   torch::NoGradGuard no_grad;
   auto x = audio.to(torch::kFloat).flatten();
   if (padding > 0) x = torch::constant_pad_nd(x, {0, padding});
-  auto window = torch::hann_window(kFftSize, torch::TensorOptions().dtype(torch::kFloat).device(x.device()));
+  auto window =
+      torch::hann_window(kFftSize, torch::TensorOptions().dtype(torch::kFloat).device(x.device()));
   auto spec = torch::stft(x, kFftSize, kHopLength, kFftSize, window, /*center=*/true, "reflect",
                           /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
   auto power = spec.slice(-1, 0, spec.size(-1) - 1).abs().pow(2);

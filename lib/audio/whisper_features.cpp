@@ -167,7 +167,8 @@ void FeatureStream::encode_utterance_segment(int64_t n) {
 void FeatureStream::close_utterance() {
   const auto &g = config_.grid;
   const int64_t start = g.frame_start(utt_first_);
-  const int64_t end = finished_ ? std::min(g.frame_start(utt_end_), received_) : g.frame_start(utt_end_);
+  const int64_t end =
+      finished_ ? std::min(g.frame_start(utt_end_), received_) : g.frame_start(utt_end_);
   const int64_t n = end - start;
   if (n > utt_encoded_) encode_utterance_segment(n - utt_encoded_);
   auto rows = utt_rows_.size() == 1 ? utt_rows_[0] : torch::cat(utt_rows_, 0);
@@ -249,7 +250,8 @@ void FeatureStream::process_sliding() {
     // The window: the speech run (at most context-ms before the hop's chunk
     // rows) + the hop's chunk rows + look-ahead, on the 20 ms row grid.
     const int64_t end = std::min(need, received_);
-    int64_t start = std::max<int64_t>(0, g.window_row0(t0) * kSamplesPerRow - config_.context_samples);
+    int64_t start =
+        std::max<int64_t>(0, g.window_row0(t0) * kSamplesPerRow - config_.context_samples);
     start = std::max({start, run_start, end - kWindowSamples});
     start = std::max(start, base_);
     start = (start + kSamplesPerRow - 1) / kSamplesPerRow * kSamplesPerRow;
@@ -266,7 +268,8 @@ void FeatureStream::process_sliding() {
       const int64_t r0 = g.window_row0(t);
       for (int64_t i = 0; i < kRowsPerChunk; ++i) {
         const int64_t r = r0 + i;
-        if (r - row0 >= 0 && r - row0 < rows.size(0) && !row_is_silent(r)) chunk[i].copy_(rows[r - row0]);
+        if (r - row0 >= 0 && r - row0 < rows.size(0) && !row_is_silent(r))
+          chunk[i].copy_(rows[r - row0]);
       }
       FrameFeatures f;
       f.index = t;

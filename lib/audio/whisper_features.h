@@ -13,8 +13,8 @@
 
 namespace talker::audio {
 
-constexpr int kSamplesPerRow = 320;        // one whisper encoder output row: 20 ms at 16 kHz
-constexpr int kRowsPerChunk = 10;          // MuseTalk: 2 * (2 + 2 + 1) rows per video frame
+constexpr int kSamplesPerRow = 320;  // one whisper encoder output row: 20 ms at 16 kHz
+constexpr int kRowsPerChunk = 10;    // MuseTalk: 2 * (2 + 2 + 1) rows per video frame
 constexpr int kPaddingLeft = 2, kPaddingRight = 2;  // MuseTalk's audio_padding_length_*
 
 // Log-mel + whisper encoder: audio in, hidden-state rows at 50 Hz out.
@@ -45,9 +45,9 @@ class WhisperFeaturizer {
 // [floor(t*50/fps) - 2*ceil(50/fps), +10).
 struct FrameGrid {
   int fps_num = 25, fps_den = 1;
-  int64_t frame_start(int64_t t) const;   // first sample of frame t
-  int64_t frame_of(int64_t sample) const; // frame that holds this sample
-  int64_t window_row0(int64_t t) const;   // first row of frame t's chunk (may be < 0)
+  int64_t frame_start(int64_t t) const;    // first sample of frame t
+  int64_t frame_of(int64_t sample) const;  // frame that holds this sample
+  int64_t window_row0(int64_t t) const;    // first row of frame t's chunk (may be < 0)
 };
 
 // MuseTalk's chunk for frame `t` of `rows` [R, layers, width]: 10 rows, rows
@@ -58,21 +58,24 @@ torch::Tensor frame_chunk(const torch::Tensor &rows, int64_t valid_rows, const F
 
 struct FeatureStreamConfig {
   enum class Mode {
-    Utterance,  // encode each run of speech frames whole (≤30 s segments): MuseTalk's offline features
-    Sliding,    // encode the speech run so far (≤ context) + hop + look-ahead for every hop of frames: bounded latency
+    Utterance,  // encode each run of speech frames whole (≤30 s segments): MuseTalk's offline
+                // features
+    Sliding,    // encode the speech run so far (≤ context) + hop + look-ahead for every hop of
+                // frames: bounded latency
   };
   Mode mode = Mode::Utterance;
   FrameGrid grid;
-  int64_t context_samples = 160000;   // sliding: at most this much of the speech run before the hop's first chunk row
-  int64_t lookahead_samples = 3200;   // sliding: audio after the hop's last chunk row
-  int hop_frames = 5;                 // sliding: frames per encoder run
-  bool pad_to_30s = true;             // encode windows padded to 30 s, as whisper expects
+  int64_t context_samples =
+      160000;  // sliding: at most this much of the speech run before the hop's first chunk row
+  int64_t lookahead_samples = 3200;  // sliding: audio after the hop's last chunk row
+  int hop_frames = 5;                // sliding: frames per encoder run
+  bool pad_to_30s = true;            // encode windows padded to 30 s, as whisper expects
 };
 
 struct FrameFeatures {
-  int64_t index = 0;      // frame number since the stream's origin
-  bool gap = false;       // all of the frame's audio was GAP: no features, no model run
-  torch::Tensor chunk;    // [10*layers, width] float32; undefined when gap
+  int64_t index = 0;    // frame number since the stream's origin
+  bool gap = false;     // all of the frame's audio was GAP: no features, no model run
+  torch::Tensor chunk;  // [10*layers, width] float32; undefined when gap
 };
 
 // Turns a stream of 16 kHz mono samples (each flagged GAP or not) into one
@@ -122,9 +125,9 @@ class FeatureStream {
   std::vector<FrameFeatures> ready_;
   int64_t encoder_runs_ = 0;
   // Utterance mode: the run of speech frames being collected.
-  int64_t utt_first_ = -1;     // first frame, -1 when none
-  int64_t utt_end_ = -1;       // one past the last frame known to belong to it
-  int64_t utt_encoded_ = 0;    // samples from its start already encoded (multiples of 30 s)
+  int64_t utt_first_ = -1;   // first frame, -1 when none
+  int64_t utt_end_ = -1;     // one past the last frame known to belong to it
+  int64_t utt_encoded_ = 0;  // samples from its start already encoded (multiples of 30 s)
   std::vector<torch::Tensor> utt_rows_;
   // Sliding mode: first sample of the run of speech frames in progress, -1 in silence.
   int64_t run_start_ = -1;

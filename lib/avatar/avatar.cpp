@@ -23,7 +23,8 @@ std::shared_ptr<const AvatarLatents> load_avatar_latents(const std::string &fold
   if (meta.is_discarded() || !meta.is_object()) throw Error(meta_path + ": not a JSON object");
   auto a = std::make_shared<AvatarLatents>();
   a->path = folder;
-  if (!meta.contains("frame_count") || !meta["frame_count"].is_number_integer() || meta["frame_count"].get<int64_t>() <= 0)
+  if (!meta.contains("frame_count") || !meta["frame_count"].is_number_integer() ||
+      meta["frame_count"].get<int64_t>() <= 0)
     throw Error(meta_path + ": frame_count missing or not a positive integer");
   a->frame_count = meta["frame_count"].get<int64_t>();
   if (meta.contains("fps") && meta["fps"].is_number()) a->fps = meta["fps"].get<double>();
@@ -34,10 +35,11 @@ std::shared_ptr<const AvatarLatents> load_avatar_latents(const std::string &fold
   if (it == w.tensors.end()) throw Error(latents_path + ": no tensor named latents");
   const auto &t = it->second;
   if (t.dim() != 4 || t.size(1) != 8)
-    throw Error(latents_path + ": latents has shape " + nn::shape_string(t.sizes()) + ", expected [N, 8, h, w]");
+    throw Error(latents_path + ": latents has shape " + nn::shape_string(t.sizes()) +
+                ", expected [N, 8, h, w]");
   if (t.size(0) != a->frame_count)
-    throw Error(latents_path + ": " + std::to_string(t.size(0)) + " latent frames, avatar.json says " +
-                std::to_string(a->frame_count));
+    throw Error(latents_path + ": " + std::to_string(t.size(0)) +
+                " latent frames, avatar.json says " + std::to_string(a->frame_count));
   a->latents = t.to(torch::kFloat).contiguous().clone();
   return a;
 }

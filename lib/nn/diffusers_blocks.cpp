@@ -13,15 +13,18 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t in, int64_t out, int64_t temb_chann
     : output_scale_factor(scale) {
   norm1 = register_module("norm1", torch::nn::GroupNorm(GroupNormOptions(groups, in).eps(eps)));
   conv1 = register_module("conv1", torch::nn::Conv2d(Conv2dOptions(in, out, 3).padding(1)));
-  if (temb_channels > 0) time_emb_proj = register_module("time_emb_proj", torch::nn::Linear(temb_channels, out));
+  if (temb_channels > 0)
+    time_emb_proj = register_module("time_emb_proj", torch::nn::Linear(temb_channels, out));
   norm2 = register_module("norm2", torch::nn::GroupNorm(GroupNormOptions(groups, out).eps(eps)));
   conv2 = register_module("conv2", torch::nn::Conv2d(Conv2dOptions(out, out, 3).padding(1)));
-  if (in != out) conv_shortcut = register_module("conv_shortcut", torch::nn::Conv2d(Conv2dOptions(in, out, 1)));
+  if (in != out)
+    conv_shortcut = register_module("conv_shortcut", torch::nn::Conv2d(Conv2dOptions(in, out, 1)));
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor &x, const torch::Tensor &temb) {
   auto h = conv1(F::silu(norm1(x)));
-  if (time_emb_proj && temb.defined()) h = h + time_emb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);
+  if (time_emb_proj && temb.defined())
+    h = h + time_emb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);
   h = conv2(F::silu(norm2(h)));
   auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
   auto out = shortcut + h;
@@ -29,19 +32,23 @@ torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor &x, const torch::Te
 }
 
 Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding_) : padding(padding_) {
-  conv = register_module("conv", torch::nn::Conv2d(Conv2dOptions(channels, channels, 3).stride(2).padding(padding)));
+  conv = register_module(
+      "conv", torch::nn::Conv2d(Conv2dOptions(channels, channels, 3).stride(2).padding(padding)));
 }
 
 torch::Tensor Downsample2DImpl::forward(const torch::Tensor &x) {
-  if (padding == 0) return conv(F::pad(x, F::PadFuncOptions({0, 1, 0, 1}).mode(torch::kConstant).value(0)));
+  if (padding == 0)
+    return conv(F::pad(x, F::PadFuncOptions({0, 1, 0, 1}).mode(torch::kConstant).value(0)));
   return conv(x);
 }
 
 Upsample2DImpl::Upsample2DImpl(int64_t channels) {
-  conv = register_module("conv", torch::nn::Conv2d(Conv2dOptions(channels, channels, 3).padding(1)));
+  conv =
+      register_module("conv", torch::nn::Conv2d(Conv2dOptions(channels, channels, 3).padding(1)));
 }
 
-torch::Tensor Upsample2DImpl::forward(const torch::Tensor &x, std::optional<std::vector<int64_t>> size) {
+torch::Tensor Upsample2DImpl::forward(const torch::Tensor &x,
+                                      std::optional<std::vector<int64_t>> size) {
   auto opts = F::InterpolateFuncOptions().mode(torch::kNearest);
   if (size)
     opts.size(*size);
@@ -50,16 +57,20 @@ torch::Tensor Upsample2DImpl::forward(const torch::Tensor &x, std::optional<std:
   return conv(F::interpolate(x.contiguous(), opts));
 }
 
-AttentionImpl::AttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads_, int64_t head_dim_,
-                             bool qkv_bias, int64_t norm_groups, double norm_eps)
+AttentionImpl::AttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads_,
+                             int64_t head_dim_, bool qkv_bias, int64_t norm_groups, double norm_eps)
     : heads(heads_), head_dim(head_dim_), scale(1.0 / std::sqrt(double(head_dim_))) {
   const int64_t inner = heads * head_dim;
   if (norm_groups > 0)
-    group_norm = register_module("group_norm", torch::nn::GroupNorm(GroupNormOptions(norm_groups, query_dim).eps(norm_eps)));
+    group_norm = register_module(
+        "group_norm", torch::nn::GroupNorm(GroupNormOptions(norm_groups, query_dim).eps(norm_eps)));
   to_q = register_module("to_q", torch::nn::Linear(LinearOptions(query_dim, inner).bias(qkv_bias)));
-  to_k = register_module("to_k", torch::nn::Linear(LinearOptions(context_dim, inner).bias(qkv_bias)));
-  to_v = register_module("to_v", torch::nn::Linear(LinearOptions(context_dim, inner).bias(qkv_bias)));
-  to_out = register_module("to_out", torch::nn::ModuleList(torch::nn::Linear(inner, query_dim), torch::nn::Dropout(0.0)));
+  to_k =
+      register_module("to_k", torch::nn::Linear(LinearOptions(context_dim, inner).bias(qkv_bias)));
+  to_v =
+      register_module("to_v", torch::nn::Linear(LinearOptions(context_dim, inner).bias(qkv_bias)));
+  to_out = register_module("to_out", torch::nn::ModuleList(torch::nn::Linear(inner, query_dim),
+                                                           torch::nn::Dropout(0.0)));
 }
 
 torch::Tensor AttentionImpl::attend(const torch::Tensor &tokens, const torch::Tensor &context) {
@@ -100,7 +111,9 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim) {
   net = register_module("net", torch::nn::ModuleList(geglu, torch::nn::Dropout(0.0), out));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor &x) { return out(geglu(x)); }
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor &x) {
+  return out(geglu(x));
+}
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim,
                                                      int64_t context_dim) {
@@ -121,7 +134,8 @@ torch::Tensor BasicTransformerBlockImpl::forward(torch::Tensor x, const torch::T
 
 Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, int64_t context_dim,
                                                int64_t groups, int64_t layers) {
-  norm = register_module("norm", torch::nn::GroupNorm(GroupNormOptions(groups, channels).eps(1e-6)));
+  norm =
+      register_module("norm", torch::nn::GroupNorm(GroupNormOptions(groups, channels).eps(1e-6)));
   proj_in = register_module("proj_in", torch::nn::Conv2d(Conv2dOptions(channels, channels, 1)));
   transformer_blocks = register_module("transformer_blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < layers; ++i) {
@@ -131,7 +145,8 @@ Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, 
   proj_out = register_module("proj_out", torch::nn::Conv2d(Conv2dOptions(channels, channels, 1)));
 }
 
-torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor &x, const torch::Tensor &context) {
+torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor &x,
+                                              const torch::Tensor &context) {
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto h = proj_in(norm(x));
   h = h.permute({0, 2, 3, 1}).reshape({B, H * W, C});

@@ -37,7 +37,8 @@ TORCH_MODULE(Downsample2D);
 // Upsample2D with use_conv: nearest x2 (or to `size`), then a 3x3 conv.
 struct Upsample2DImpl : torch::nn::Module {
   explicit Upsample2DImpl(int64_t channels);
-  torch::Tensor forward(const torch::Tensor &x, std::optional<std::vector<int64_t>> size = std::nullopt);
+  torch::Tensor forward(const torch::Tensor &x,
+                        std::optional<std::vector<int64_t>> size = std::nullopt);
   torch::nn::Conv2d conv{nullptr};
 };
 TORCH_MODULE(Upsample2D);
@@ -47,8 +48,8 @@ TORCH_MODULE(Upsample2D);
 //  - the VAE mid-block attention over a feature map [B, C, H, W]: group_norm
 //    first, biased projections, one head, residual added (spatial = true).
 struct AttentionImpl : torch::nn::Module {
-  AttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads, int64_t head_dim, bool qkv_bias,
-                int64_t norm_groups = 0, double norm_eps = 1e-6);
+  AttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads, int64_t head_dim,
+                bool qkv_bias, int64_t norm_groups = 0, double norm_eps = 1e-6);
   torch::Tensor forward(const torch::Tensor &x, const torch::Tensor &context = {});
   torch::Tensor attend(const torch::Tensor &tokens, const torch::Tensor &context);
   torch::nn::GroupNorm group_norm{nullptr};
@@ -88,7 +89,8 @@ TORCH_MODULE(BasicTransformerBlock);
 
 // Transformer2DModel on a feature map (use_linear_projection false: 1x1 conv projections).
 struct Transformer2DModelImpl : torch::nn::Module {
-  Transformer2DModelImpl(int64_t channels, int64_t heads, int64_t context_dim, int64_t groups, int64_t layers = 1);
+  Transformer2DModelImpl(int64_t channels, int64_t heads, int64_t context_dim, int64_t groups,
+                         int64_t layers = 1);
   torch::Tensor forward(const torch::Tensor &x, const torch::Tensor &context);
   torch::nn::GroupNorm norm{nullptr};
   torch::nn::Conv2d proj_in{nullptr}, proj_out{nullptr};

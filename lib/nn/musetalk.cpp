@@ -9,7 +9,8 @@ namespace talker::nn {
 
 torch::Tensor musetalk_positional_table(int64_t T, int64_t d) {
   auto position = torch::arange(0, T, torch::kFloat).unsqueeze(1);
-  auto div_term = torch::exp(torch::arange(0, d, 2, torch::kLong).to(torch::kFloat) * (-std::log(10000.0) / d));
+  auto div_term =
+      torch::exp(torch::arange(0, d, 2, torch::kLong).to(torch::kFloat) * (-std::log(10000.0) / d));
   auto pe = torch::zeros({T, d});
   pe.slice(1, 0, d, 2).copy_(torch::sin(position * div_term));
   pe.slice(1, 1, d, 2).copy_(torch::cos(position * div_term));
@@ -25,7 +26,12 @@ torch::Tensor musetalk_preprocess_face(const torch::Tensor &face_bgr, bool half_
   if (face_bgr.dim() != 3 || face_bgr.size(2) != 3 || face_bgr.scalar_type() != torch::kByte)
     throw Error("face image must be uint8 [H, W, 3] BGR");
   // BGR→RGB, /255 (MuseTalk does it in float64, then float32).
-  auto img = face_bgr.flip(2).to(torch::kDouble).div(255.0).to(torch::kFloat).permute({2, 0, 1}).contiguous();
+  auto img = face_bgr.flip(2)
+                 .to(torch::kDouble)
+                 .div(255.0)
+                 .to(torch::kFloat)
+                 .permute({2, 0, 1})
+                 .contiguous();
   if (half_mask) img.slice(1, img.size(1) / 2).zero_();
   return ((img - 0.5) / 0.5).unsqueeze(0);
 }
@@ -38,7 +44,9 @@ torch::Tensor musetalk_decode_to_bgr(AutoencoderKL &vae, const torch::Tensor &la
 
 torch::Tensor musetalk_face_latents(AutoencoderKL &vae, const torch::Tensor &face_bgr) {
   const torch::Tensor p = vae->encoder->conv_in->weight;
-  auto prep = [&](bool mask) { return musetalk_preprocess_face(face_bgr, mask).to(p.device(), p.scalar_type()); };
+  auto prep = [&](bool mask) {
+    return musetalk_preprocess_face(face_bgr, mask).to(p.device(), p.scalar_type());
+  };
   auto masked = vae->encode(prep(true)).first * vae->config.scaling_factor;
   auto full = vae->encode(prep(false)).first * vae->config.scaling_factor;
   return torch::cat({masked, full}, 1);
@@ -52,9 +60,11 @@ torch::Tensor MuseTalkModel::generate(const torch::Tensor &latents, const torch:
 }
 
 MuseTalkModel load_musetalk(const std::string &unet_path, const std::string &unet_config,
-                            const std::string &vae_path, const torch::Device &device, torch::ScalarType dtype) {
+                            const std::string &vae_path, const torch::Device &device,
+                            torch::ScalarType dtype) {
   if (dtype == torch::kHalf && !device.is_cuda())
-    throw Error("float16 inference needs a CUDA device (CPU half convolutions are missing or slow)");
+    throw Error(
+        "float16 inference needs a CUDA device (CPU half convolutions are missing or slow)");
   MuseTalkModel m;
   m.unet = load_unet(unet_path, unet_config, device, dtype);
   m.vae = load_vae(vae_path, device, dtype);

@@ -41,36 +41,93 @@ class Unpickler {
     for (;;) {
       uint8_t op = u8();
       switch (op) {
-        case 0x80: u8(); break;           // PROTO
-        case 0x95: take(8); break;        // FRAME
-        case '.': return pop();           // STOP
-        case 'N': push(make(PyValue::Kind::None)); break;
-        case 0x88: push_bool(true); break;   // NEWTRUE
-        case 0x89: push_bool(false); break;  // NEWFALSE
-        case 'J': push(make_int(static_cast<int32_t>(le(4)))); break;  // BININT
-        case 'K': push(make_int(le(1))); break;                        // BININT1
-        case 'M': push(make_int(le(2))); break;                        // BININT2
-        case 0x8a: push(make_int(long1())); break;                     // LONG1
-        case 'G': push_float(); break;                                 // BINFLOAT
-        case 'X': push(make_str(PyValue::Kind::String, take_str(le(4)))); break;   // BINUNICODE
-        case 0x8c: push(make_str(PyValue::Kind::String, take_str(le(1)))); break;  // SHORT_BINUNICODE
-        case 0x8d: push(make_str(PyValue::Kind::String, take_str(le(8)))); break;  // BINUNICODE8
-        case 'T': push(make_str(PyValue::Kind::String, take_str(le(4)))); break;   // BINSTRING
-        case 'U': push(make_str(PyValue::Kind::String, take_str(le(1)))); break;   // SHORT_BINSTRING
-        case 'B': push(make_str(PyValue::Kind::Bytes, take_str(le(4)))); break;    // BINBYTES
-        case 'C': push(make_str(PyValue::Kind::Bytes, take_str(le(1)))); break;    // SHORT_BINBYTES
-        case '(': marks_.push_back(stack_.size()); break;                          // MARK
-        case ')': push(make(PyValue::Kind::Tuple)); break;                         // EMPTY_TUPLE
-        case 't': push(sequence(PyValue::Kind::Tuple, pop_mark())); break;        // TUPLE
-        case 0x85: push(tuple_of(1)); break;                                       // TUPLE1
-        case 0x86: push(tuple_of(2)); break;                                       // TUPLE2
-        case 0x87: push(tuple_of(3)); break;                                       // TUPLE3
-        case ']': push(make(PyValue::Kind::List)); break;                          // EMPTY_LIST
-        case 'l': push(sequence(PyValue::Kind::List, pop_mark())); break;         // LIST
-        case 'a': append(std::vector<PyRef>{pop()}); break;                        // APPEND
-        case 'e': append(pop_mark()); break;                                       // APPENDS
-        case '}': push(make(PyValue::Kind::Dict)); break;                          // EMPTY_DICT
-        case 'd': {                                                                // DICT
+        case 0x80:
+          u8();
+          break;  // PROTO
+        case 0x95:
+          take(8);
+          break;  // FRAME
+        case '.':
+          return pop();  // STOP
+        case 'N':
+          push(make(PyValue::Kind::None));
+          break;
+        case 0x88:
+          push_bool(true);
+          break;  // NEWTRUE
+        case 0x89:
+          push_bool(false);
+          break;  // NEWFALSE
+        case 'J':
+          push(make_int(static_cast<int32_t>(le(4))));
+          break;  // BININT
+        case 'K':
+          push(make_int(le(1)));
+          break;  // BININT1
+        case 'M':
+          push(make_int(le(2)));
+          break;  // BININT2
+        case 0x8a:
+          push(make_int(long1()));
+          break;  // LONG1
+        case 'G':
+          push_float();
+          break;  // BINFLOAT
+        case 'X':
+          push(make_str(PyValue::Kind::String, take_str(le(4))));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(make_str(PyValue::Kind::String, take_str(le(1))));
+          break;  // SHORT_BINUNICODE
+        case 0x8d:
+          push(make_str(PyValue::Kind::String, take_str(le(8))));
+          break;  // BINUNICODE8
+        case 'T':
+          push(make_str(PyValue::Kind::String, take_str(le(4))));
+          break;  // BINSTRING
+        case 'U':
+          push(make_str(PyValue::Kind::String, take_str(le(1))));
+          break;  // SHORT_BINSTRING
+        case 'B':
+          push(make_str(PyValue::Kind::Bytes, take_str(le(4))));
+          break;  // BINBYTES
+        case 'C':
+          push(make_str(PyValue::Kind::Bytes, take_str(le(1))));
+          break;  // SHORT_BINBYTES
+        case '(':
+          marks_.push_back(stack_.size());
+          break;  // MARK
+        case ')':
+          push(make(PyValue::Kind::Tuple));
+          break;  // EMPTY_TUPLE
+        case 't':
+          push(sequence(PyValue::Kind::Tuple, pop_mark()));
+          break;  // TUPLE
+        case 0x85:
+          push(tuple_of(1));
+          break;  // TUPLE1
+        case 0x86:
+          push(tuple_of(2));
+          break;  // TUPLE2
+        case 0x87:
+          push(tuple_of(3));
+          break;  // TUPLE3
+        case ']':
+          push(make(PyValue::Kind::List));
+          break;  // EMPTY_LIST
+        case 'l':
+          push(sequence(PyValue::Kind::List, pop_mark()));
+          break;  // LIST
+        case 'a':
+          append(std::vector<PyRef>{pop()});
+          break;  // APPEND
+        case 'e':
+          append(pop_mark());
+          break;  // APPENDS
+        case '}':
+          push(make(PyValue::Kind::Dict));
+          break;     // EMPTY_DICT
+        case 'd': {  // DICT
           auto d = make(PyValue::Kind::Dict);
           set_items(d, pop_mark());
           push(d);
@@ -86,14 +143,30 @@ class Unpickler {
           set_items(top(), kv);
           break;
         }
-        case '0': pop(); break;      // POP
-        case '1': pop_mark(); break; // POP_MARK
-        case '2': push(top()); break;  // DUP
-        case 'q': memo_put(le(1)); break;    // BINPUT
-        case 'r': memo_put(le(4)); break;    // LONG_BINPUT
-        case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
-        case 'h': push(memo_get(le(1))); break;    // BINGET
-        case 'j': push(memo_get(le(4))); break;    // LONG_BINGET
+        case '0':
+          pop();
+          break;  // POP
+        case '1':
+          pop_mark();
+          break;  // POP_MARK
+        case '2':
+          push(top());
+          break;  // DUP
+        case 'q':
+          memo_put(le(1));
+          break;  // BINPUT
+        case 'r':
+          memo_put(le(4));
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_put(memo_.size());
+          break;  // MEMOIZE
+        case 'h':
+          push(memo_get(le(1)));
+          break;  // BINGET
+        case 'j':
+          push(memo_get(le(4)));
+          break;     // LONG_BINGET
         case 'c': {  // GLOBAL
           std::string module = line(), name = line();
           push(make_str(PyValue::Kind::Global, module + "." + name));
@@ -116,7 +189,9 @@ class Unpickler {
           push(reduce(callable, args));
           break;
         }
-        case 'b': pop(); break;  // BUILD: state (OrderedDict _metadata, tensor hooks): not needed
+        case 'b':
+          pop();
+          break;  // BUILD: state (OrderedDict _metadata, tensor hooks): not needed
         default: {
           char hex[8];
           snprintf(hex, sizeof hex, "0x%02x", op);
@@ -183,7 +258,8 @@ class Unpickler {
     push(v);
   }
   PyRef pop() {
-    if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back())) fail("stack underflow");
+    if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back()))
+      fail("stack underflow");
     PyRef v = stack_.back();
     stack_.pop_back();
     return v;
@@ -230,7 +306,8 @@ class Unpickler {
     return memo_[idx];
   }
   std::vector<int64_t> ints(const PyRef &t, const char *what) {
-    if (!t->is(PyValue::Kind::Tuple) && !t->is(PyValue::Kind::List)) fail(std::string(what) + " is not a tuple");
+    if (!t->is(PyValue::Kind::Tuple) && !t->is(PyValue::Kind::List))
+      fail(std::string(what) + " is not a tuple");
     std::vector<int64_t> out;
     for (const auto &i : t->items) {
       if (!i->is(PyValue::Kind::Int)) fail(std::string(what) + " holds a non-integer");
@@ -249,8 +326,10 @@ class Unpickler {
     bool empty = false;
     for (size_t i = 0; i < size.size(); ++i) {
       if (size[i] < 0 || stride[i] < 0) fail("negative tensor size or stride");
-      if (size[i] == 0) empty = true;
-      else last += (size[i] - 1) * stride[i];
+      if (size[i] == 0)
+        empty = true;
+      else
+        last += (size[i] - 1) * stride[i];
     }
     if (offset < 0 || (!empty && last >= storage.numel()))
       fail("tensor view runs past its storage");

@@ -22,10 +22,10 @@ struct PyValue {
   bool boolean = false;
   int64_t integer = 0;
   double real = 0;
-  std::string text;  // String, Bytes, and Global as "module.name"
-  std::vector<PyRef> items;                          // Tuple, List
-  std::vector<std::pair<PyRef, PyRef>> entries;      // Dict, in insertion order
-  torch::Tensor tensor;                              // Tensor (storages are 1-D tensors too)
+  std::string text;                              // String, Bytes, and Global as "module.name"
+  std::vector<PyRef> items;                      // Tuple, List
+  std::vector<std::pair<PyRef, PyRef>> entries;  // Dict, in insertion order
+  torch::Tensor tensor;                          // Tensor (storages are 1-D tensors too)
 
   bool is(Kind k) const { return kind == k; }
   // Dict lookup by string key; nullptr when absent or not a dict.

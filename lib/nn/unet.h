@@ -36,8 +36,8 @@ struct UNetConfig {
 };
 
 struct UNetDownBlockImpl : torch::nn::Module {
-  UNetDownBlockImpl(const UNetConfig &c, int64_t in, int64_t out, int64_t temb, bool cross_attention,
-                    bool add_downsample, int64_t heads);
+  UNetDownBlockImpl(const UNetConfig &c, int64_t in, int64_t out, int64_t temb,
+                    bool cross_attention, bool add_downsample, int64_t heads);
   // Returns the block output; appends every intermediate state to `skips`.
   torch::Tensor forward(torch::Tensor x, const torch::Tensor &temb, const torch::Tensor &context,
                         std::vector<torch::Tensor> &skips);
@@ -99,7 +99,8 @@ struct UNet2DConditionModelImpl : torch::nn::Module {
   std::vector<UNetUpBlock> up_list;
 
  private:
-  torch::Tensor run(const torch::Tensor &sample, const torch::Tensor &temb, const torch::Tensor &context);
+  torch::Tensor run(const torch::Tensor &sample, const torch::Tensor &temb,
+                    const torch::Tensor &context);
   torch::Tensor time_embed(const torch::Tensor &timesteps, torch::ScalarType dtype);
   torch::Tensor temb0_;
 };

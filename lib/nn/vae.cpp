@@ -39,7 +39,8 @@ VAEConfig VAEConfig::from_json_file(const std::string &path) {
   read("layers_per_block", c.layers_per_block);
   read("norm_num_groups", c.norm_num_groups);
   read("scaling_factor", c.scaling_factor);
-  if (j.contains("act_fn") && j["act_fn"] != "silu") throw Error(path + ": act_fn " + j["act_fn"].dump() + " is not supported");
+  if (j.contains("act_fn") && j["act_fn"] != "silu")
+    throw Error(path + ": act_fn " + j["act_fn"].dump() + " is not supported");
   for (const char *key : {"down_block_types", "up_block_types"})
     if (j.contains(key))
       for (const auto &t : j[key])
@@ -57,9 +58,12 @@ VAEMidBlockImpl::VAEMidBlockImpl(int64_t ch, int64_t groups) {
   attentions = register_module("attentions", torch::nn::ModuleList(attention));
 }
 
-torch::Tensor VAEMidBlockImpl::forward(const torch::Tensor &x) { return resnet1(attention(resnet0(x))); }
+torch::Tensor VAEMidBlockImpl::forward(const torch::Tensor &x) {
+  return resnet1(attention(resnet0(x)));
+}
 
-VAEBlockImpl::VAEBlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, bool down, bool resample) {
+VAEBlockImpl::VAEBlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, bool down,
+                           bool resample) {
   resnets = register_module("resnets", torch::nn::ModuleList());
   for (int64_t i = 0; i < layers; ++i) {
     resnet_list.emplace_back(i == 0 ? in : out, out, 0, groups, kVaeEps);
@@ -83,7 +87,8 @@ torch::Tensor VAEBlockImpl::forward(torch::Tensor x) {
 
 VAEEncoderImpl::VAEEncoderImpl(const VAEConfig &c) {
   const auto &ch = c.block_out_channels;
-  conv_in = register_module("conv_in", torch::nn::Conv2d(Conv2dOptions(c.in_channels, ch[0], 3).padding(1)));
+  conv_in = register_module("conv_in",
+                            torch::nn::Conv2d(Conv2dOptions(c.in_channels, ch[0], 3).padding(1)));
   down_blocks = register_module("down_blocks", torch::nn::ModuleList());
   int64_t out = ch[0];
   for (size_t i = 0; i < ch.size(); ++i) {
@@ -93,8 +98,11 @@ VAEEncoderImpl::VAEEncoderImpl(const VAEConfig &c) {
     down_blocks->push_back(blocks.back());
   }
   mid_block = register_module("mid_block", VAEMidBlock(ch.back(), c.norm_num_groups));
-  conv_norm_out = register_module("conv_norm_out", torch::nn::GroupNorm(GroupNormOptions(c.norm_num_groups, ch.back()).eps(kVaeEps)));
-  conv_out = register_module("conv_out", torch::nn::Conv2d(Conv2dOptions(ch.back(), 2 * c.latent_channels, 3).padding(1)));
+  conv_norm_out = register_module(
+      "conv_norm_out",
+      torch::nn::GroupNorm(GroupNormOptions(c.norm_num_groups, ch.back()).eps(kVaeEps)));
+  conv_out = register_module(
+      "conv_out", torch::nn::Conv2d(Conv2dOptions(ch.back(), 2 * c.latent_channels, 3).padding(1)));
 }
 
 torch::Tensor VAEEncoderImpl::forward(const torch::Tensor &image) {
@@ -105,18 +113,23 @@ torch::Tensor VAEEncoderImpl::forward(const torch::Tensor &image) {
 
 VAEDecoderImpl::VAEDecoderImpl(const VAEConfig &c) {
   const std::vector<int64_t> rev(c.block_out_channels.rbegin(), c.block_out_channels.rend());
-  conv_in = register_module("conv_in", torch::nn::Conv2d(Conv2dOptions(c.latent_channels, rev[0], 3).padding(1)));
+  conv_in = register_module(
+      "conv_in", torch::nn::Conv2d(Conv2dOptions(c.latent_channels, rev[0], 3).padding(1)));
   mid_block = register_module("mid_block", VAEMidBlock(rev[0], c.norm_num_groups));
   up_blocks = register_module("up_blocks", torch::nn::ModuleList());
   int64_t out = rev[0];
   for (size_t i = 0; i < rev.size(); ++i) {
     const int64_t in = out;
     out = rev[i];
-    blocks.emplace_back(in, out, c.layers_per_block + 1, c.norm_num_groups, false, i + 1 < rev.size());
+    blocks.emplace_back(in, out, c.layers_per_block + 1, c.norm_num_groups, false,
+                        i + 1 < rev.size());
     up_blocks->push_back(blocks.back());
   }
-  conv_norm_out = register_module("conv_norm_out", torch::nn::GroupNorm(GroupNormOptions(c.norm_num_groups, rev.back()).eps(kVaeEps)));
-  conv_out = register_module("conv_out", torch::nn::Conv2d(Conv2dOptions(rev.back(), c.out_channels, 3).padding(1)));
+  conv_norm_out = register_module(
+      "conv_norm_out",
+      torch::nn::GroupNorm(GroupNormOptions(c.norm_num_groups, rev.back()).eps(kVaeEps)));
+  conv_out = register_module(
+      "conv_out", torch::nn::Conv2d(Conv2dOptions(rev.back(), c.out_channels, 3).padding(1)));
 }
 
 torch::Tensor VAEDecoderImpl::forward(const torch::Tensor &z) {
@@ -128,8 +141,10 @@ torch::Tensor VAEDecoderImpl::forward(const torch::Tensor &z) {
 AutoencoderKLImpl::AutoencoderKLImpl(const VAEConfig &c) : config(c) {
   encoder = register_module("encoder", VAEEncoder(c));
   decoder = register_module("decoder", VAEDecoder(c));
-  quant_conv = register_module("quant_conv", torch::nn::Conv2d(Conv2dOptions(2 * c.latent_channels, 2 * c.latent_channels, 1)));
-  post_quant_conv = register_module("post_quant_conv", torch::nn::Conv2d(Conv2dOptions(c.latent_channels, c.latent_channels, 1)));
+  quant_conv = register_module("quant_conv", torch::nn::Conv2d(Conv2dOptions(
+                                                 2 * c.latent_channels, 2 * c.latent_channels, 1)));
+  post_quant_conv = register_module(
+      "post_quant_conv", torch::nn::Conv2d(Conv2dOptions(c.latent_channels, c.latent_channels, 1)));
 }
 
 std::pair<torch::Tensor, torch::Tensor> AutoencoderKLImpl::encode(const torch::Tensor &image) {
@@ -137,7 +152,9 @@ std::pair<torch::Tensor, torch::Tensor> AutoencoderKLImpl::encode(const torch::T
   return {moments[0], moments[1].clamp(-30.0, 20.0)};
 }
 
-torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor &z) { return decoder(post_quant_conv(z)); }
+torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor &z) {
+  return decoder(post_quant_conv(z));
+}
 
 namespace {
 
@@ -152,7 +169,8 @@ bool is_dir(const std::string &p) {
 
 }  // namespace
 
-AutoencoderKL load_vae(const std::string &path, const torch::Device &device, torch::ScalarType dtype) {
+AutoencoderKL load_vae(const std::string &path, const torch::Device &device,
+                       torch::ScalarType dtype) {
   std::string weights, config;
   if (is_dir(path)) {
     config = path + "/config.json";
@@ -161,18 +179,21 @@ AutoencoderKL load_vae(const std::string &path, const torch::Device &device, tor
         weights = path + "/" + name;
         break;
       }
-    if (weights.empty()) throw Error(path + ": no diffusion_pytorch_model.safetensors or .bin in this VAE folder");
+    if (weights.empty())
+      throw Error(path + ": no diffusion_pytorch_model.safetensors or .bin in this VAE folder");
   } else {
     weights = path;
     auto slash = path.rfind('/');
-    config = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/config.json";
+    config =
+        (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/config.json";
   }
   if (!is_file(config)) throw Error(path + ": VAE config " + config + " not found");
   AutoencoderKL model(VAEConfig::from_json_file(config));
   auto w = load_weights(weights);
   // Old checkpoints (sd-vae-ft-mse's .bin) name the mid-block attention's
   // projections query/key/value/proj_attn; diffusers converts them on load.
-  static const std::regex old_name(R"(^(.*\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$)");
+  static const std::regex old_name(
+      R"(^(.*\.attentions\.\d+\.)(query|key|value|proj_attn)\.(weight|bias)$)");
   StateDict tensors;
   for (auto &kv : w.tensors) {
     std::smatch m;
@@ -184,9 +205,11 @@ AutoencoderKL load_vae(const std::string &path, const torch::Device &device, tor
     }
     auto t = kv.second;
     // Some conversions store these projections as 1x1 convolutions.
-    if (t.dim() == 4 && t.size(2) == 1 && t.size(3) == 1 && key.find(".attentions.") != std::string::npos)
+    if (t.dim() == 4 && t.size(2) == 1 && t.size(3) == 1 &&
+        key.find(".attentions.") != std::string::npos)
       t = t.flatten(1);
-    if (!tensors.emplace(key, t).second) throw Error(weights + ": key " + key + " given under both old and new names");
+    if (!tensors.emplace(key, t).second)
+      throw Error(weights + ": key " + key + " given under both old and new names");
   }
   load_state_dict(*model, tensors, weights);
   model->eval();

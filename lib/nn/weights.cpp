@@ -34,16 +34,17 @@ torch::Tensor view_bytes(const std::shared_ptr<MappedFile> &file, uint64_t offse
     return t;
   }
   auto keep = file;
-  return torch::from_blob(ptr, shape, [keep](void *) {}, opts);
+  return torch::from_blob(
+      ptr, shape, [keep](void *) {}, opts);
 }
 
 bool storage_dtype(const std::string &type, torch::ScalarType *out) {
   static const std::map<std::string, torch::ScalarType> kTypes = {
-      {"torch.FloatStorage", torch::kFloat},   {"torch.HalfStorage", torch::kHalf},
+      {"torch.FloatStorage", torch::kFloat},       {"torch.HalfStorage", torch::kHalf},
       {"torch.BFloat16Storage", torch::kBFloat16}, {"torch.DoubleStorage", torch::kDouble},
-      {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
-      {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
-      {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool}};
+      {"torch.LongStorage", torch::kLong},         {"torch.IntStorage", torch::kInt},
+      {"torch.ShortStorage", torch::kShort},       {"torch.CharStorage", torch::kChar},
+      {"torch.ByteStorage", torch::kByte},         {"torch.BoolStorage", torch::kBool}};
   auto it = kTypes.find(type);
   if (it == kTypes.end()) return false;
   *out = it->second;
@@ -139,9 +140,9 @@ Weights load_safetensors(const std::string &path) {
   if (header.is_discarded() || !header.is_object())
     throw Error(path + ": corrupt safetensors header (not a JSON object)");
   static const std::map<std::string, torch::ScalarType> kTypes = {
-      {"F32", torch::kFloat}, {"F16", torch::kHalf},  {"BF16", torch::kBFloat16},
+      {"F32", torch::kFloat},  {"F16", torch::kHalf}, {"BF16", torch::kBFloat16},
       {"F64", torch::kDouble}, {"I64", torch::kLong}, {"I32", torch::kInt},
-      {"I16", torch::kShort}, {"I8", torch::kChar},   {"U8", torch::kByte},
+      {"I16", torch::kShort},  {"I8", torch::kChar},  {"U8", torch::kByte},
       {"BOOL", torch::kBool}};
   const uint64_t data_start = 8 + header_len;
   Weights w;
@@ -155,7 +156,9 @@ Weights load_safetensors(const std::string &path) {
           if (m.value().is_string()) w.metadata[m.key()] = m.value().get<std::string>();
       continue;
     }
-    auto bad = [&](const std::string &why) { return Error(path + ": tensor " + name + ": " + why); };
+    auto bad = [&](const std::string &why) {
+      return Error(path + ": tensor " + name + ": " + why);
+    };
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets"))
       throw bad("header entry lacks dtype, shape or data_offsets");
@@ -189,16 +192,18 @@ Weights load_weights(const std::string &path) {
   if (ZipArchive::looks_like_zip(file->data(), file->size())) return load_torch_checkpoint(path);
   // Pre-1.6 torch.save files start with a pickled magic number.
   if (file->size() >= 2 && file->data()[0] == 0x80 && file->data()[1] == 0x02)
-    throw Error(path + ": legacy (pre-zip) torch.save format is not supported; re-save it with "
-                       "PyTorch >= 1.6 or convert it to safetensors");
+    throw Error(path +
+                ": legacy (pre-zip) torch.save format is not supported; re-save it with "
+                "PyTorch >= 1.6 or convert it to safetensors");
   return load_safetensors(path);
 }
 
 void save_safetensors(const std::string &path, const StateDict &tensors) {
   static const std::map<torch::ScalarType, const char *> kNames = {
-      {torch::kFloat, "F32"}, {torch::kHalf, "F16"}, {torch::kBFloat16, "BF16"},
+      {torch::kFloat, "F32"},  {torch::kHalf, "F16"}, {torch::kBFloat16, "BF16"},
       {torch::kDouble, "F64"}, {torch::kLong, "I64"}, {torch::kInt, "I32"},
-      {torch::kShort, "I16"}, {torch::kChar, "I8"}, {torch::kByte, "U8"}, {torch::kBool, "BOOL"}};
+      {torch::kShort, "I16"},  {torch::kChar, "I8"},  {torch::kByte, "U8"},
+      {torch::kBool, "BOOL"}};
   nlohmann::json header = nlohmann::json::object();
   std::vector<torch::Tensor> data;
   uint64_t offset = 0;

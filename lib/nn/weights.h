@@ -17,8 +17,8 @@ using StateDict = std::map<std::string, torch::Tensor>;
 struct Weights {
   std::string path;
   StateDict tensors;
-  PyRef root;                                     // torch.save files: the whole unpickled object
-  std::map<std::string, std::string> metadata;    // safetensors files: "__metadata__"
+  PyRef root;                                   // torch.save files: the whole unpickled object
+  std::map<std::string, std::string> metadata;  // safetensors files: "__metadata__"
 };
 
 // PyTorch zip checkpoint (torch.save since 1.6: .pth/.bin/.pt) or safetensors,

@@ -17,7 +17,8 @@ namespace F = torch::nn::functional;
 
 WhisperAttentionImpl::WhisperAttentionImpl(int64_t n_state, int64_t n_head_) : n_head(n_head_) {
   query = register_module("query", torch::nn::Linear(n_state, n_state));
-  key = register_module("key", torch::nn::Linear(torch::nn::LinearOptions(n_state, n_state).bias(false)));
+  key = register_module("key",
+                        torch::nn::Linear(torch::nn::LinearOptions(n_state, n_state).bias(false)));
   value = register_module("value", torch::nn::Linear(n_state, n_state));
   out = register_module("out", torch::nn::Linear(n_state, n_state));
 }
@@ -35,10 +36,11 @@ torch::Tensor WhisperAttentionImpl::forward(const torch::Tensor &x) {
 
 WhisperBlockImpl::WhisperBlockImpl(int64_t n_state, int64_t n_head) {
   attn = register_module("attn", WhisperAttention(n_state, n_head));
-  attn_ln = register_module("attn_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({n_state})));
-  mlp = register_module("mlp", torch::nn::Sequential(torch::nn::Linear(n_state, 4 * n_state),
-                                                     torch::nn::GELU(),
-                                                     torch::nn::Linear(4 * n_state, n_state)));
+  attn_ln =
+      register_module("attn_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({n_state})));
+  mlp = register_module(
+      "mlp", torch::nn::Sequential(torch::nn::Linear(n_state, 4 * n_state), torch::nn::GELU(),
+                                   torch::nn::Linear(4 * n_state, n_state)));
   mlp_ln = register_module("mlp_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({n_state})));
 }
 
@@ -48,12 +50,17 @@ torch::Tensor WhisperBlockImpl::forward(torch::Tensor x) {
 }
 
 WhisperEncoderImpl::WhisperEncoderImpl(const WhisperEncoderConfig &c) : config(c) {
-  conv1 = register_module("conv1", torch::nn::Conv1d(torch::nn::Conv1dOptions(c.n_mels, c.n_state, 3).padding(1)));
-  conv2 = register_module("conv2", torch::nn::Conv1d(torch::nn::Conv1dOptions(c.n_state, c.n_state, 3).stride(2).padding(1)));
-  positional_embedding = register_buffer("positional_embedding", torch::zeros({c.n_ctx, c.n_state}));
+  conv1 = register_module(
+      "conv1", torch::nn::Conv1d(torch::nn::Conv1dOptions(c.n_mels, c.n_state, 3).padding(1)));
+  conv2 = register_module(
+      "conv2",
+      torch::nn::Conv1d(torch::nn::Conv1dOptions(c.n_state, c.n_state, 3).stride(2).padding(1)));
+  positional_embedding =
+      register_buffer("positional_embedding", torch::zeros({c.n_ctx, c.n_state}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) blocks->push_back(WhisperBlock(c.n_state, c.n_head));
-  ln_post = register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_state})));
+  ln_post =
+      register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.n_state})));
 }
 
 torch::Tensor WhisperEncoderImpl::forward(const torch::Tensor &mel, WhisperLayout layout) {
@@ -75,10 +82,14 @@ namespace {
 
 // transformers' names → openai's, for the part after "encoder.layers.N.".
 const std::vector<std::pair<std::string, std::string>> kHfLayerNames = {
-    {"self_attn.q_proj.", "attn.query."},   {"self_attn.k_proj.", "attn.key."},
-    {"self_attn.v_proj.", "attn.value."},   {"self_attn.out_proj.", "attn.out."},
-    {"self_attn_layer_norm.", "attn_ln."},  {"fc1.", "mlp.0."},
-    {"fc2.", "mlp.2."},                     {"final_layer_norm.", "mlp_ln."}};
+    {"self_attn.q_proj.", "attn.query."},
+    {"self_attn.k_proj.", "attn.key."},
+    {"self_attn.v_proj.", "attn.value."},
+    {"self_attn.out_proj.", "attn.out."},
+    {"self_attn_layer_norm.", "attn_ln."},
+    {"fc1.", "mlp.0."},
+    {"fc2.", "mlp.2."},
+    {"final_layer_norm.", "mlp_ln."}};
 
 std::string openai_name(const std::string &key) {
   if (key == "embed_positions.weight") return "positional_embedding";
@@ -88,7 +99,8 @@ std::string openai_name(const std::string &key) {
     if (dot == std::string::npos) return key;
     std::string index = key.substr(7, dot - 7), rest = key.substr(dot + 1);
     for (const auto &m : kHfLayerNames)
-      if (rest.rfind(m.first, 0) == 0) return "blocks." + index + "." + m.second + rest.substr(m.first.size());
+      if (rest.rfind(m.first, 0) == 0)
+        return "blocks." + index + "." + m.second + rest.substr(m.first.size());
     return "blocks." + index + "." + rest;
   }
   return key;
@@ -141,7 +153,8 @@ WhisperEncoder load_whisper_encoder(const std::string &path, const torch::Device
   cfg.n_ctx = pos.size(0);
   std::set<std::string> layers;
   for (const auto &kv : encoder)
-    if (kv.first.rfind("blocks.", 0) == 0) layers.insert(kv.first.substr(7, kv.first.find('.', 7) - 7));
+    if (kv.first.rfind("blocks.", 0) == 0)
+      layers.insert(kv.first.substr(7, kv.first.find('.', 7) - 7));
   cfg.n_layer = static_cast<int64_t>(layers.size());
   cfg.n_head = head_count(w, cfg.n_state);
   if (cfg.n_head <= 0 || cfg.n_state % cfg.n_head != 0)

@@ -23,7 +23,8 @@ class Cursor {
   Cursor(const MappedFile &f, uint64_t pos) : f_(f), pos_(pos) {}
   void need(uint64_t n) const {
     if (pos_ > f_.size() || n > f_.size() - pos_)
-      throw Error(f_.path() + ": truncated or corrupt ZIP archive (structure runs past end of file)");
+      throw Error(f_.path() +
+                  ": truncated or corrupt ZIP archive (structure runs past end of file)");
   }
   uint64_t le(int bytes) {
     need(bytes);

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Full-size MuseTalk v1.5 UNet + sd-vae-ft-mse decoder (random weights):
+// milliseconds per frame at several batch sizes.
+//   musetalk_bench [--device cpu|cuda] [--dtype float32|float16] [--batches 1,4,8,16] [--reps N]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "lib/nn/musetalk.h"
+
+using namespace talker;
+using Clock = std::chrono::steady_clock;
+
+int main(int argc, char **argv) {
+  std::string device_name = "cpu", dtype_name = "float32", batches_arg = "1,4,8,16";
+  int reps = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--device")
+      device_name = v;
+    else if (k == "--dtype")
+      dtype_name = v;
+    else if (k == "--batches")
+      batches_arg = v;
+    else if (k == "--reps")
+      reps = std::stoi(v);
+  }
+  torch::Device device(device_name);
+  auto dtype = dtype_name == "float16" ? torch::kHalf : torch::kFloat;
+  std::vector<int64_t> batches;
+  std::stringstream ss(batches_arg);
+  for (std::string b; std::getline(ss, b, ',');) batches.push_back(std::stoll(b));
+
+  std::string configs = std::string(TALKER_SOURCE_ROOT) + "/models/configs/";
+  torch::InferenceMode guard;
+  nn::MuseTalkModel m;
+  m.unet =
+      nn::UNet2DConditionModel(nn::UNetConfig::from_json_file(configs + "musetalk-v15-unet.json"));
+  m.vae = nn::AutoencoderKL(nn::VAEConfig::from_json_file(configs + "sd-vae-ft-mse.json"));
+  m.unet->eval();
+  m.vae->eval();
+  m.unet->to(device, dtype);
+  m.vae->to(device, dtype);
+  m.unet->prepare();
+  m.device = device;
+  m.dtype = dtype;
+  auto sync = [&] {
+#ifdef TALKER_HAVE_CUDA
+    if (device.is_cuda()) torch::cuda::synchronize();
+#endif
+  };
+  std::printf(
+      "MuseTalk v1.5 UNet + sd-vae-ft-mse decoder, random weights, %s %s, %d torch threads\n",
+      device.str().c_str(), dtype_name.c_str(), torch::get_num_threads());
+  std::printf("%6s %12s %12s %12s %10s\n", "batch", "UNet ms/fr", "VAE ms/fr", "total ms/fr",
+              "fps");
+  // Warm-up (allocator, kernels).
+  m.generate(torch::randn({1, 8, 32, 32}), torch::randn({1, 50, 384}));
+  for (int64_t b : batches) {
+    auto latents = torch::randn({b, 8, 32, 32}).to(device, dtype);
+    auto features = torch::randn({b, 50, 384});
+    double unet_s = 0, vae_s = 0;
+    for (int r = 0; r < reps; ++r) {
+      auto ctx = nn::musetalk_positional_encoding(features.to(device)).to(dtype);
+      sync();
+      auto t0 = Clock::now();
+      auto pred = m.unet(latents, ctx);
+      sync();
+      auto t1 = Clock::now();
+      auto faces = nn::musetalk_decode_to_bgr(m.vae, pred);
+      sync();
+      auto t2 = Clock::now();
+      unet_s += std::chrono::duration<double>(t1 - t0).count();
+      vae_s += std::chrono::duration<double>(t2 - t1).count();
+    }
+    double per = double(b) * reps;
+    double total = (unet_s + vae_s) / per;
+    std::printf("%6ld %12.1f %12.1f %12.1f %10.2f\n", long(b), unet_s / per * 1e3,
+                vae_s / per * 1e3, total * 1e3, 1.0 / total);
+    std::fflush(stdout);
+  }
+  return 0;
+}
