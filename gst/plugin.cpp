@@ -2,6 +2,7 @@
 // The talker plugin: registers every element, nothing else.
 #include <gst/gst.h>
 
+#include "gst/faceblend/gstfaceblend.h"
 #include "gst/musetalklipsync/gstmusetalklipsync.h"
 #include "gst/whisperfeat/gstwhisperfeat.h"
 
@@ -9,6 +10,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ok = TRUE;
   ok &= GST_ELEMENT_REGISTER(whisperfeat, plugin);
   ok &= GST_ELEMENT_REGISTER(musetalklipsync, plugin);
+  ok &= GST_ELEMENT_REGISTER(faceblend, plugin);
   return ok;
 }
 

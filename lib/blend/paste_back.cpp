@@ -15,16 +15,21 @@ Box crop_box(const Box &f, double expand) {
   return {xc - s, yc - s, xc + s, yc + s};
 }
 
-int blur_kernel(int crop_width) { return int(std::floor(0.1 * crop_width / 2.0) * 2.0) + 1; }
+int blur_kernel(int crop_width) {
+  return int(std::floor(0.1 * crop_width / 2.0) * 2.0) + 1;
+}
 
-BlendMask prepare_mask(const cv::Mat &region, const Box &face, const Box &crop, double upper_boundary_ratio) {
-  CV_Assert(region.type() == CV_8UC1 && region.cols == crop.width() && region.rows == crop.height());
+BlendMask prepare_mask(const cv::Mat &region, const Box &face, const Box &crop,
+                       double upper_boundary_ratio) {
+  CV_Assert(region.type() == CV_8UC1 && region.cols == crop.width() &&
+            region.rows == crop.height());
   BlendMask out;
   out.before_blur = cv::Mat::zeros(region.size(), CV_8UC1);
   // The face box in crop coordinates, clipped to the crop.
   const int top = int(region.rows * upper_boundary_ratio);
   const int x0 = std::max(face.x1 - crop.x1, 0), x1 = std::min(face.x2 - crop.x1, region.cols);
-  const int y0 = std::max(std::max(face.y1 - crop.y1, 0), top), y1 = std::min(face.y2 - crop.y1, region.rows);
+  const int y0 = std::max(std::max(face.y1 - crop.y1, 0), top),
+            y1 = std::min(face.y2 - crop.y1, region.rows);
   if (x1 > x0 && y1 > y0) {
     cv::Rect r(x0, y0, x1 - x0, y1 - y0);
     region(r).copyTo(out.before_blur(r));
@@ -40,8 +45,8 @@ cv::Mat resize_face(const cv::Mat &face, const Box &to) {
   return out;
 }
 
-void paste_face(cv::Mat &frame, const cv::Mat &face_resized, const Box &face, const cv::Mat &mask, const Box &crop,
-                int alpha) {
+void paste_face(cv::Mat &frame, const cv::Mat &face_resized, const Box &face, const cv::Mat &mask,
+                const Box &crop, int alpha) {
   CV_Assert(frame.type() == CV_8UC3 && face_resized.type() == CV_8UC3 && mask.type() == CV_8UC1);
   CV_Assert(face_resized.cols == face.width() && face_resized.rows == face.height());
   CV_Assert(mask.cols == crop.width() && mask.rows == crop.height());
