@@ -117,9 +117,12 @@ TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
   CHECK(worst <= 2);
   CHECK(off_fraction <= 0.005);
   // EOS follows the last frame (the partial batch of 1 was drained).
+  // The task pushes EOS after the last frame, on its own thread: wait for it.
   bool eos = false;
-  while (GstEvent *ev = gst_harness_try_pull_event(h.h)) {
-    eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
+  for (int i = 0; i < 10 && !eos; ++i) {
+    GstEvent *ev = gst_harness_pull_event(h.h);
+    REQUIRE(ev);
+    eos = GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
     gst_event_unref(ev);
   }
   CHECK(eos);
@@ -186,6 +189,12 @@ TEST_CASE("flush drops queued frames") {
     GstPtr<GstBuffer> b(gst_harness_pull(h.h));
     REQUIRE(b);
     CHECK(GST_BUFFER_PTS(b.get()) == 5 * GST_SECOND + t * kFrame);
+  }
+  // Everything the task pushes comes before EOS: after it, no stray frame can follow.
+  for (;;) {
+    GstPtr<GstEvent> ev(gst_harness_pull_event(h.h));
+    REQUIRE(ev);
+    if (GST_EVENT_TYPE(ev.get()) == GST_EVENT_EOS) break;
   }
   CHECK(gst_harness_try_pull(h.h) == nullptr);
 }
