@@ -171,6 +171,32 @@ TEST_CASE("GAP audio gives GAP frames, speech keeps the frame grid") {
   CHECK(test::max_abs_diff(features_of(frames[0].get()), torch::zeros({50, 384})) == 0);
 }
 
+TEST_CASE("gap-threshold-db turns quiet, unflagged audio into GAP frames") {
+  Harness h("whisperfeat mode=utterance gap-threshold-db=-60 " + model_arg());
+  std::vector<float> quiet(320, 1e-5f);  // -100 dBFS, not flagged GAP
+  GstClockTime pts = 0;
+  for (int i = 0; i < 10; ++i, pts += kBufferTime)
+    REQUIRE(h.push_samples(quiet.data(), quiet.size() * sizeof(float), pts) == GST_FLOW_OK);
+  CHECK(gst_harness_buffers_received(h.h) == 5);
+  pts = h.push_audio(golden_audio(), pts);
+  for (int i = 0; i < 10; ++i, pts += kBufferTime)
+    REQUIRE(h.push_samples(quiet.data(), quiet.size() * sizeof(float), pts) == GST_FLOW_OK);
+  h.eos();
+  auto frames = h.pull_all();
+  REQUIRE(frames.size() == 110);
+  for (size_t t : {0, 4, 105, 109})
+    CHECK(GST_BUFFER_FLAG_IS_SET(frames[t].get(), GST_BUFFER_FLAG_GAP));
+  std::string pattern;
+  for (const auto &f : frames)
+    pattern += GST_BUFFER_FLAG_IS_SET(f.get(), GST_BUFFER_FLAG_GAP) ? '.' : '#';
+  INFO(pattern);
+  // Speech in between, apart from the speaker's own near-silent stretches.
+  size_t speech = std::count(pattern.begin() + 5, pattern.begin() + 105, '#');
+  CHECK(speech > 80);
+  for (size_t t : {20, 50, 90}) CHECK(pattern[t] == '#');
+  CHECK(pattern.substr(74, 8) == "........");  // the pause between the two sentences
+}
+
 TEST_CASE("a timestamp jump drains and restarts the frame grid") {
   Harness h("whisperfeat mode=utterance " + model_arg());
   auto audio = golden_audio();

@@ -17,6 +17,7 @@
 #include <gst/audio/audio.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,7 @@ struct Settings {
   guint lookahead_ms = 200;
   guint hop_frames = 5;
   bool whisper_padding = true;
+  double gap_threshold_db = -200;  // off
   std::string device = "cpu";
 };
 
@@ -97,6 +99,7 @@ enum {
   PROP_HOP_FRAMES,
   PROP_WHISPER_PADDING,
   PROP_DEVICE,
+  PROP_GAP_THRESHOLD_DB,
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
@@ -345,8 +348,22 @@ static GstFlowReturn whisper_feat_chain(GstPad *pad, GstObject *parent, GstBuffe
     gst_buffer_unmap(buffer, &map);
   }
   st.samples_in += n;
-  return run_stream(self,
-                    [&](FeatureStream &s) { s.push(gap ? nullptr : samples.data(), n, gap); });
+  const double threshold_db = st.active.gap_threshold_db;
+  if (gap || threshold_db <= -200)
+    return run_stream(self,
+                      [&](FeatureStream &s) { s.push(gap ? nullptr : samples.data(), n, gap); });
+  // Silence gate for sources that do not flag GAP: 20 ms stretches quieter
+  // than the threshold count as silence.
+  const double threshold = std::pow(10.0, threshold_db / 20.0);
+  return run_stream(self, [&](FeatureStream &s) {
+    for (gint64 off = 0; off < n; off += talker::audio::kSamplesPerRow) {
+      const gint64 len = std::min<gint64>(talker::audio::kSamplesPerRow, n - off);
+      double energy = 0;
+      for (gint64 i = 0; i < len; ++i) energy += double(samples[off + i]) * samples[off + i];
+      const bool quiet = std::sqrt(energy / len) < threshold;
+      s.push(quiet ? nullptr : samples.data() + off, len, quiet);
+    }
+  });
 }
 
 static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
@@ -476,6 +493,9 @@ static void whisper_feat_set_property(GObject *object, guint prop_id, const GVal
       s.hop_frames = g_value_get_uint(value);
       break;
     case PROP_WHISPER_PADDING:
+    case PROP_GAP_THRESHOLD_DB:
+      s.gap_threshold_db = g_value_get_double(value);
+      break;
       s.whisper_padding = g_value_get_boolean(value);
       break;
     case PROP_DEVICE: {
@@ -524,6 +544,9 @@ static void whisper_feat_get_property(GObject *object, guint prop_id, GValue *va
     case PROP_WHISPER_PADDING:
       g_value_set_boolean(value, s.whisper_padding);
       break;
+    case PROP_GAP_THRESHOLD_DB:
+      g_value_set_double(value, s.gap_threshold_db);
+      break;
     case PROP_DEVICE:
       g_value_set_string(value, s.device.c_str());
       break;
@@ -547,6 +570,14 @@ static void gst_whisper_feat_class_init(GstWhisperFeatClass *klass) {
 
   const auto flags =
       GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  g_object_class_install_property(
+      gobject_class, PROP_GAP_THRESHOLD_DB,
+      g_param_spec_double(
+          "gap-threshold-db", "GAP threshold (dBFS)",
+          "Treat 20 ms of audio quieter than this (RMS, dBFS) as silence, like GAP buffers, "
+          "for sources that do not flag GAP (files); -200 (default) turns the gate off, "
+          "which keeps MuseTalk's offline features exact",
+          -200, 0, -200, flags));
   g_object_class_install_property(
       gobject_class, PROP_MODEL,
       g_param_spec_string(

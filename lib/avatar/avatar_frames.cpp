@@ -5,8 +5,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
 
 #include "lib/common/error.h"
 
@@ -88,7 +88,11 @@ std::shared_ptr<const AvatarFrames> load_avatar_frames(const std::string &folder
 }
 
 void save_avatar_frames(const std::string &folder, const AvatarFrames &a) {
-  for (const char *sub : {"", "/frames", "/masks"}) mkdir((folder + sub).c_str(), 0755);
+  std::error_code ec;
+  for (const char *sub : {"/frames", "/masks"}) {
+    std::filesystem::create_directories(folder + sub, ec);
+    if (ec) throw Error(folder + sub + ": cannot create: " + ec.message());
+  }
   nlohmann::json faces = nlohmann::json::array(), crops = nlohmann::json::array();
   for (size_t i = 0; i < a.size(); ++i) {
     if (!cv::imwrite(numbered(folder, "frames", i), a.frames[i]) ||
