@@ -2,29 +2,35 @@
 # Renders a talking head to an MP4: text (spoken by espeak-ng) or a WAV file,
 # an avatar, and the whole chain whisperfeat ! musetalklipsync ! faceblend.
 #
-#   examples/render.sh [--text "Hello."] [--wav speech.wav] [--avatar DIR] [--out talking.mp4]
+#   examples/render.sh [--text "Hello."] [--wav speech.wav] [--avatar DIR] [--out talking.mp4] [--no-download]
 #
-# Uses the official weights from models/download.sh when present; otherwise
-# the small random-weight test models of ../shared/golden, and says so: the
-# chain runs for real, but the mouth is noise. Without --avatar it builds a
+# Fetches the official weights (models/download.sh) unless they are there or
+# --no-download is given. Where they cannot be had (no internet), it uses the
+# small random-weight test models of ../shared/golden and says so: the chain
+# runs for real, but the mouth is noise. Without --avatar it builds a
 # default avatar from the astronaut photo of Debian's python3-skimage.
 # TALKER_LOSSLESS=1 encodes lossless H.264 (tests compare pixels).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 text="Hello! I am a talking head, made of GStreamer elements."
-wav="" avatar="" out="talking.mp4"
+wav="" avatar="" out="talking.mp4" download=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --text) text="$2"; shift 2 ;;
     --wav) wav="$2"; shift 2 ;;
     --avatar) avatar="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --no-download) download=0; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "render.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 m="$root/models"
+have_weights() { [ -s "$m/musetalkV15/unet.pth" ] && [ -s "$m/sd-vae/config.json" ] && [ -s "$m/whisper/tiny.pt" ]; }
+if ! have_weights && [ "$download" = 1 ]; then
+  "$m/download.sh" || echo "render.sh: could not fetch the official weights (see above)."
+fi
 if [ -s "$m/musetalkV15/unet.pth" ] && [ -s "$m/sd-vae/config.json" ] && [ -s "$m/whisper/tiny.pt" ]; then
   unet="$m/musetalkV15/unet.pth" unet_config="$m/musetalkV15/musetalk.json" vae="$m/sd-vae" whisper="$m/whisper/tiny.pt"
   default_avatar="$root/avatars/default"

@@ -14,7 +14,7 @@ done
 out="$build/tests/render"
 rm -rf "$out" && mkdir -p "$out/frames"
 TALKER_LOSSLESS=1 TALKER_GOLDEN_DIR="$golden" "$root/examples/render.sh" \
-  --text "Hello there. This is a test." --out "$out/talking.mp4"
+  --text "Hello there. This is a test." --out "$out/talking.mp4" --no-download
 ffmpeg -loglevel error -i "$out/talking.mp4" -pix_fmt rgb24 "$out/frames/%05d.png"
 
 /usr/bin/python3 - "$out" "$build/avatars/default-test-models" <<'PY'

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/avatar/avatar_frames.h"
+#include "lib/avatar/import_musetalk.h"
 #include "lib/avatar/prepare.h"
 #include "lib/common/error.h"
 #include "lib/nn/musetalk.h"
@@ -23,6 +24,9 @@ namespace {
 
 const char *kUsage =
     "usage: talker-avatar build INPUT OUTPUT --vae VAE [options]\n"
+    "       talker-avatar import MUSETALK_AVATAR OUTPUT [--fps F]\n"
+    "  import converts a MuseTalk/LiveTalking avatar folder (full_imgs/, mask/, coords.pkl,\n"
+    "  mask_coords.pkl, latents.pt)\n"
     "  INPUT            a video file, or a single photo (one-frame avatar)\n"
     "  OUTPUT           the avatar folder to write\n"
     "  --vae PATH       sd-vae-ft-mse folder (models/sd-vae) for the latents\n"
@@ -131,15 +135,36 @@ int build(int argc, char **argv) {
   return 0;
 }
 
+int import_avatar(int argc, char **argv) {
+  if (argc < 4) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  double fps = 25;
+  for (int i = 4; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--fps") == 0 && i + 1 < argc) {
+      fps = std::stod(argv[++i]);
+    } else {
+      std::fprintf(stderr, "talker-avatar: unknown option %s\n%s", argv[i], kUsage);
+      return 2;
+    }
+  }
+  size_t n = avatar::import_musetalk_avatar(argv[2], argv[3], fps);
+  std::printf("%s: imported %zu frames from %s\n", argv[3], n, argv[2]);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc < 2 || std::strcmp(argv[1], "build") != 0) {
+  const bool is_build = argc >= 2 && std::strcmp(argv[1], "build") == 0;
+  const bool is_import = argc >= 2 && std::strcmp(argv[1], "import") == 0;
+  if (!is_build && !is_import) {
     std::fputs(kUsage, stderr);
     return 2;
   }
   try {
-    return build(argc, argv);
+    return is_build ? build(argc, argv) : import_avatar(argc, argv);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "talker-avatar: %s\n", e.what());
     return 1;

@@ -356,7 +356,59 @@ class Unpickler {
       if (a.empty() || !a[0]->is(PyValue::Kind::Tensor)) fail("bad arguments to " + fn);
       return a[0];
     }
+    // numpy scalars, as in pickled lists of box coordinates: dtype('i4', ...)
+    // then scalar(dtype, raw little-endian bytes).
+    if (fn == "numpy.dtype") {
+      if (a.empty() || !a[0]->is(PyValue::Kind::String)) fail("bad arguments to numpy.dtype");
+      return make_str(PyValue::Kind::String, a[0]->text);
+    }
+    if (fn == "numpy.core.multiarray.scalar" || fn == "numpy._core.multiarray.scalar") {
+      if (a.size() < 2 || !a[0]->is(PyValue::Kind::String) ||
+          !(a[1]->is(PyValue::Kind::Bytes) || a[1]->is(PyValue::Kind::String)))
+        fail("bad arguments to numpy scalar");
+      return numpy_scalar(a[0]->text, a[1]->text);
+    }
     fail("unsupported object " + fn);
+  }
+  PyRef numpy_scalar(const std::string &dtype, const std::string &raw) {
+    auto bytes = reinterpret_cast<const uint8_t *>(raw.data());
+    auto need = [&](size_t n) {
+      if (raw.size() != n)
+        fail("numpy scalar of dtype " + dtype + " with " + std::to_string(raw.size()) + " bytes");
+    };
+    uint64_t bits = 0;
+    for (size_t i = 0; i < raw.size() && i < 8; ++i) bits |= uint64_t(bytes[i]) << (8 * i);
+    if (dtype == "i1" || dtype == "i2" || dtype == "i4" || dtype == "i8") {
+      const size_t n = size_t(dtype[1] - '0');
+      need(n);
+      int64_t v = int64_t(bits << (64 - 8 * n)) >> (64 - 8 * n);  // sign-extend
+      return make_int(v);
+    }
+    if (dtype == "u1" || dtype == "u2" || dtype == "u4" || dtype == "u8") {
+      need(size_t(dtype[1] - '0'));
+      return make_int(int64_t(bits));
+    }
+    if (dtype == "f4" || dtype == "f8") {
+      auto v = make(PyValue::Kind::Float);
+      if (dtype == "f4") {
+        need(4);
+        uint32_t b32 = uint32_t(bits);
+        float f;
+        std::memcpy(&f, &b32, 4);
+        v->real = f;
+      } else {
+        need(8);
+        std::memcpy(&v->real, &bits, 8);
+      }
+      return v;
+    }
+    if (dtype == "b1") {
+      need(1);
+      auto v = make(PyValue::Kind::Bool);
+      v->boolean = bits != 0;
+      return v;
+    }
+    fail("unsupported numpy scalar dtype " + dtype);
   }
 
   const uint8_t *p_;

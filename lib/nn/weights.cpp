@@ -61,6 +61,31 @@ bool is_tensor_dict(const PyRef &v) {
 }  // namespace
 
 Weights load_torch_checkpoint(const std::string &path) {
+  Weights w = load_torch_object(path);
+  PyRef dict = nullptr;
+  if (is_tensor_dict(w.root)) {
+    dict = w.root;
+  } else {
+    for (const char *key : {"state_dict", "model_state_dict", "model", "module"}) {
+      if (is_tensor_dict(w.root->get(key))) {
+        dict = w.root->get(key);
+        break;
+      }
+    }
+  }
+  if (!dict) throw Error(path + ": checkpoint holds no state dict (no dict of tensors found)");
+  for (const auto &e : dict->entries)
+    if (e.first->is(PyValue::Kind::String) && e.second->is(PyValue::Kind::Tensor))
+      w.tensors[e.first->text] = e.second->tensor;
+  return w;
+}
+
+PyRef load_pickle(const std::string &path) {
+  auto file = MappedFile::open(path);
+  return unpickle(file->data(), file->size(), path, nullptr);
+}
+
+Weights load_torch_object(const std::string &path) {
   auto file = MappedFile::open(path);
   ZipArchive zip(file);
   // The archive's top folder is the file stem for older writers, "archive"
@@ -107,22 +132,6 @@ Weights load_torch_checkpoint(const std::string &path) {
   Weights w;
   w.path = path;
   w.root = unpickle(zip.data(pkl), pkl.size, path, load_storage);
-
-  PyRef dict = nullptr;
-  if (is_tensor_dict(w.root)) {
-    dict = w.root;
-  } else {
-    for (const char *key : {"state_dict", "model_state_dict", "model", "module"}) {
-      if (is_tensor_dict(w.root->get(key))) {
-        dict = w.root->get(key);
-        break;
-      }
-    }
-  }
-  if (!dict) throw Error(path + ": checkpoint holds no state dict (no dict of tensors found)");
-  for (const auto &e : dict->entries)
-    if (e.first->is(PyValue::Kind::String) && e.second->is(PyValue::Kind::Tensor))
-      w.tensors[e.first->text] = e.second->tensor;
   return w;
 }
 

@@ -28,6 +28,11 @@ struct Weights {
 // file and the problem.
 Weights load_weights(const std::string &path);
 Weights load_torch_checkpoint(const std::string &path);
+// Any torch.save file (a list of tensors, say): `root` holds what was saved,
+// `tensors` stays empty.
+Weights load_torch_object(const std::string &path);
+// A plain pickle file (pickle.dump of lists, tuples, numbers, numpy scalars).
+PyRef load_pickle(const std::string &path);
 Weights load_safetensors(const std::string &path);
 
 // Writes a safetensors file (tests and tools use it to hand tensors around).
