@@ -38,25 +38,18 @@ inline double max_abs_diff(const torch::Tensor &a, const torch::Tensor &b) {
 
 }  // namespace talker::test
 
-// Catch2 main that skips the whole binary when the golden vectors are absent.
-#define TALKER_GOLDEN_MAIN                                                          \
+// Catch2 main that skips the whole binary when the golden vectors are absent;
+// `setup` runs first when they are there.
+#define TALKER_GOLDEN_MAIN_WITH(setup)                                              \
   int main(int argc, char **argv) {                                                 \
     if (!talker::test::golden_available()) {                                        \
       std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n", \
                   talker::test::golden_dir().c_str());                              \
       return 77;                                                                    \
     }                                                                               \
+    setup;                                                                          \
     return Catch::Session().run(argc, argv);                                        \
   }
-
-// Same, for binaries that use GStreamer.
-#define TALKER_GOLDEN_GST_MAIN                                                      \
-  int main(int argc, char **argv) {                                                 \
-    if (!talker::test::golden_available()) {                                        \
-      std::printf("SKIP: golden vectors not found at %s (set TALKER_GOLDEN_DIR)\n", \
-                  talker::test::golden_dir().c_str());                              \
-      return 77;                                                                    \
-    }                                                                               \
-    gst_init(nullptr, nullptr);                                                     \
-    return Catch::Session().run(argc, argv);                                        \
-  }
+#define TALKER_GOLDEN_MAIN TALKER_GOLDEN_MAIN_WITH((void)0)
+// For binaries that use GStreamer.
+#define TALKER_GOLDEN_GST_MAIN TALKER_GOLDEN_MAIN_WITH(gst_init(nullptr, nullptr))

@@ -103,6 +103,15 @@ TEST_CASE("talker-avatar builds a video avatar whose frames, boxes, masks and la
     CHECK(f.y2 <= frames->height);
     CHECK(f.width() > 20);
     CHECK(frames->masks[i].cols == frames->crops[i].width());
+    const auto &c = frames->crops[i];
+    CHECK(c.x1 >= 0);
+    CHECK(c.y1 >= 0);
+    CHECK(c.x2 <= frames->width);
+    CHECK(c.y2 <= frames->height);
+    CHECK(c.x1 <= f.x1);  // the crop box still holds the face box
+    CHECK(c.y1 <= f.y1);
+    CHECK(f.x2 <= c.x2);
+    CHECK(f.y2 <= c.y2);
     CHECK(cv::countNonZero(frames->masks[i]) > 0);
   }
   // Latents differ frame to frame (the face moves), and are not all zero.
@@ -131,6 +140,15 @@ TEST_CASE("talker-avatar refuses bad input with a message and a non-zero exit") 
     CHECK(rc == c.rc);
     CHECK(err.find(c.expect) != std::string::npos);
   }
+}
+
+TEST_CASE("crop boxes are moved inside the frame, keeping their size") {
+  cv::Size frame(200, 100);
+  CHECK(avatar::fit_inside({-10, 20, 50, 80}, frame) == blend::Box{0, 20, 60, 80});
+  CHECK(avatar::fit_inside({170, -5, 230, 55}, frame) == blend::Box{140, 0, 200, 60});
+  CHECK(avatar::fit_inside({10, 10, 60, 60}, frame) == blend::Box{10, 10, 60, 60});
+  CHECK(avatar::fit_inside({-20, -20, 130, 130}, frame) ==
+        blend::Box{0, 0, 150, 100});  // taller than the frame: clipped
 }
 
 TALKER_GOLDEN_MAIN

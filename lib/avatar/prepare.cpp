@@ -94,6 +94,26 @@ cv::Mat lower_face_region(const FaceLandmarks &lm, const blend::Box &crop) {
   return region;
 }
 
+blend::Box fit_inside(const blend::Box &box, cv::Size frame) {
+  // Shift along each axis into the frame (the face box, inside the frame and
+  // the square, stays inside); clip only where the square is larger than the frame.
+  auto fit = [](int lo, int hi, int limit, int *out_lo, int *out_hi) {
+    const int side = hi - lo;
+    if (side >= limit) {
+      *out_lo = 0;
+      *out_hi = limit;
+      return;
+    }
+    const int shift = lo < 0 ? -lo : (hi > limit ? limit - hi : 0);
+    *out_lo = lo + shift;
+    *out_hi = hi + shift;
+  };
+  blend::Box out;
+  fit(box.x1, box.x2, frame.width, &out.x1, &out.x2);
+  fit(box.y1, box.y2, frame.height, &out.y1, &out.y2);
+  return out;
+}
+
 PreparedAvatar prepare_avatar(const std::vector<cv::Mat> &frames, const FaceLandmarker &landmarker,
                               const PrepareOptions &opt,
                               const std::function<void(size_t, size_t)> &progress) {
@@ -118,7 +138,7 @@ PreparedAvatar prepare_avatar(const std::vector<cv::Mat> &frames, const FaceLand
     const FaceLandmarks &lm = *last;
     const cv::Mat &frame = frames[i];
     blend::Box face = musetalk_face_box(lm, opt.bbox_shift, opt.extra_margin, frame.size());
-    blend::Box crop = blend::crop_box(face);
+    blend::Box crop = fit_inside(blend::crop_box(face), frame.size());
     cv::Mat face_crop;
     cv::resize(frame(cv::Rect(face.x1, face.y1, face.width(), face.height())), face_crop,
                cv::Size(256, 256), 0, 0, cv::INTER_LANCZOS4);

@@ -53,6 +53,9 @@ blend::Box musetalk_face_box(const FaceLandmarks &lm, int bbox_shift, int extra_
 // crop box's size, for blend::prepare_mask.
 cv::Mat lower_face_region(const FaceLandmarks &lm, const blend::Box &crop);
 
+// Moves a crop box inside the frame, keeping its size where the frame allows.
+blend::Box fit_inside(const blend::Box &box, cv::Size frame);
+
 struct PrepareOptions {
   int bbox_shift = 0;
   int extra_margin = 10;  // MuseTalk v1.5
