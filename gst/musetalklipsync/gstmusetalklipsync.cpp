@@ -29,6 +29,7 @@
 #include "lib/avatar/avatar.h"
 #include "lib/common/error.h"
 #include "lib/common/shared_cache.h"
+#include "lib/nn/device.h"
 #include "lib/nn/musetalk.h"
 
 GST_DEBUG_CATEGORY_STATIC(musetalklipsync_debug);
@@ -169,10 +170,7 @@ static bool load(GstMuseTalkLipSync *self) {
     }
   if (s.unet_config.empty()) s.unet_config = beside(s.unet, "musetalk.json");
   try {
-    torch::Device device(s.device);
-    if (device.is_cuda() && !torch::cuda::is_available())
-      throw talker::Error("device " + s.device +
-                          " requested, but this libtorch has no usable CUDA");
+    const torch::Device device = nn::usable_device(s.device);
     const auto dtype = s.dtype == DType::Float16 ? torch::kHalf : torch::kFloat;
     std::string key = s.unet + "|" + s.unet_config + "|" + s.vae + "|" + device.str() + "|" +
                       std::to_string(int(s.dtype));
@@ -564,12 +562,11 @@ static void lipsync_set_property(GObject *object, guint id, const GValue *value,
       s.batch_size = g_value_get_uint(value);
       break;
     case PROP_DEVICE: {
-      try {
-        s.device = torch::Device(str()).str();
-      } catch (const std::exception &) {
+      if (auto name = nn::canonical_device(str()))
+        s.device = *name;
+      else
         g_warning("musetalklipsync: invalid device '%s' (expected cpu, cuda or cuda:N)",
                   str().c_str());
-      }
       break;
     }
     case PROP_DTYPE:

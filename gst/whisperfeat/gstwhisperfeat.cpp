@@ -27,6 +27,7 @@
 #include "lib/audio/whisper_features.h"
 #include "lib/common/error.h"
 #include "lib/common/shared_cache.h"
+#include "lib/nn/device.h"
 
 GST_DEBUG_CATEGORY_STATIC(whisperfeat_debug);
 #define GST_CAT_DEFAULT whisperfeat_debug
@@ -166,10 +167,7 @@ static bool load_model(GstWhisperFeat *self) {
     return false;
   }
   try {
-    torch::Device device(s.device);
-    if (device.is_cuda() && !torch::cuda::is_available())
-      throw talker::Error("device " + s.device +
-                          " requested, but this libtorch has no usable CUDA");
+    const torch::Device device = nn::usable_device(s.device);
     std::string key = s.model + "|" + std::to_string(int(s.layout)) + "|" + device.str();
     st.featurizer = featurizer_cache().get(key, [&] {
       GST_INFO_OBJECT(self, "loading %s on %s", s.model.c_str(), device.str().c_str());
@@ -500,12 +498,10 @@ static void whisper_feat_set_property(GObject *object, guint prop_id, const GVal
       break;
     case PROP_DEVICE: {
       const char *d = g_value_get_string(value);
-      try {
-        torch::Device parsed(d ? d : "");
-        s.device = parsed.str();
-      } catch (const std::exception &) {
+      if (auto name = nn::canonical_device(d ? d : ""))
+        s.device = *name;
+      else
         g_warning("whisperfeat: invalid device '%s' (expected cpu, cuda or cuda:N)", d ? d : "");
-      }
       break;
     }
     default:

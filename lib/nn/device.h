@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+
+namespace talker::nn {
+
+// "cpu", "cuda" or "cuda:N" in libtorch's canonical spelling; nothing when the
+// string names no device (for property setters, which reject it).
+std::optional<std::string> canonical_device(const std::string &name);
+
+// The device to load models on. Throws talker::Error for a bad name, or for
+// CUDA when this libtorch has none (the CPU-only Debian build).
+torch::Device usable_device(const std::string &name);
+
+}  // namespace talker::nn
