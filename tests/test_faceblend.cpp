@@ -2,6 +2,7 @@
 // faceblend in GstHarness with an avatar made here: which frame, which box,
 // idle frames untouched and not copied, timestamps kept, cross-fades, errors.
 #include "tests/catch.h"
+#include "tests/bus_error.h"
 
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
@@ -185,18 +186,11 @@ TEST_CASE("missing meta, bad frame index and bad avatars are errors on the bus")
         &err));
     REQUIRE(pipeline);
     gst_element_set_state(pipeline.get(), GST_STATE_PAUSED);
-    GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
-    GstPtr<GstMessage> msg(
-        gst_bus_timed_pop_filtered(bus.get(), 10 * GST_SECOND, GST_MESSAGE_ERROR));
-    REQUIRE(msg);
-    gchar *debug = nullptr;
-    gst_message_parse_error(msg.get(), &err, &debug);
-    std::string text = std::string(err->message) + " " + (debug ? debug : "");
+    std::string text = test::first_error(pipeline.get(), 10 * GST_SECOND);
     INFO(text);
+    REQUIRE_FALSE(text.empty());
     CHECK(text.find(avatar == broken ? "masks/000002.png" : "/nonexistent/avatar.json") !=
           std::string::npos);
-    g_error_free(err);
-    g_free(debug);
     gst_element_set_state(pipeline.get(), GST_STATE_NULL);
   }
 }

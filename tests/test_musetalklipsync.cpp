@@ -2,6 +2,7 @@
 // musetalklipsync in GstHarness: the e2e golden faces through
 // whisperfeat ! musetalklipsync, idle frames, the face meta, flush, latency.
 #include "tests/catch.h"
+#include "tests/bus_error.h"
 
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
@@ -228,16 +229,10 @@ TEST_CASE("bad configuration gives an error on the bus naming the problem") {
         gst_parse_launch(("musetalklipsync name=m " + c.props + " ! fakesink").c_str(), &err));
     REQUIRE(pipeline);
     CHECK(gst_element_set_state(pipeline.get(), GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
-    GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
-    GstPtr<GstMessage> msg(gst_bus_pop_filtered(bus.get(), GST_MESSAGE_ERROR));
-    REQUIRE(msg);
-    gchar *debug = nullptr;
-    gst_message_parse_error(msg.get(), &err, &debug);
-    std::string text = std::string(err->message) + " " + (debug ? debug : "");
+    std::string text = test::first_error(pipeline.get());
     INFO(text);
+    REQUIRE_FALSE(text.empty());
     CHECK(text.find(c.expect) != std::string::npos);
-    g_error_free(err);
-    g_free(debug);
     gst_element_set_state(pipeline.get(), GST_STATE_NULL);
   }
 }

@@ -2,6 +2,7 @@
 // whisperfeat in GstHarness: the golden chunks through the element, framing,
 // timestamps, GAP, flush, latency, and errors on the bus.
 #include "tests/catch.h"
+#include "tests/bus_error.h"
 
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
@@ -293,17 +294,10 @@ TEST_CASE("bad input gives errors on the bus, not crashes") {
       g_object_set(feat, "model", model.c_str(), nullptr);
       gst_bin_add(GST_BIN(pipeline.get()), feat);
       CHECK(gst_element_set_state(pipeline.get(), GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
-      GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
-      GstPtr<GstMessage> msg(gst_bus_pop_filtered(bus.get(), GST_MESSAGE_ERROR));
-      REQUIRE(msg);
-      GError *err = nullptr;
-      gchar *debug = nullptr;
-      gst_message_parse_error(msg.get(), &err, &debug);
-      std::string text = std::string(err->message) + " " + (debug ? debug : "");
+      std::string text = test::first_error(pipeline.get());
       INFO(text);
+      REQUIRE_FALSE(text.empty());
       CHECK(text.find(model.empty() ? "model" : model) != std::string::npos);
-      g_error_free(err);
-      g_free(debug);
       gst_element_set_state(pipeline.get(), GST_STATE_NULL);
     }
   }

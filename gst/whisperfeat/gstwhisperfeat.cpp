@@ -204,10 +204,10 @@ static void make_stream(GstWhisperFeat *self) {
   cfg.lookahead_samples = gint64(s.lookahead_ms) * talker::audio::kSampleRate / 1000;
   cfg.hop_frames = int(s.hop_frames);
   cfg.pad_to_30s = s.whisper_padding;
+  st.stream = std::make_unique<FeatureStream>(st.featurizer, cfg);
   GST_INFO_OBJECT(self, "%s mode, latency %" G_GINT64_FORMAT " ms",
                   mode == Mode::Sliding ? "sliding" : "utterance",
-                  FeatureStream(st.featurizer, cfg).latency_samples() / 16);
-  st.stream = std::make_unique<FeatureStream>(st.featurizer, cfg);
+                  st.stream->latency_samples() / 16);
   st.samples_in = 0;
   st.frames_out = 0;
   st.origin = GST_CLOCK_TIME_NONE;
