@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "lib/net/http_client.h"
+
+#include <libsoup/soup.h>
+
+#include "lib/common/error.h"
+
+namespace talker::net {
+namespace {
+
+struct GObjectUnref {
+  void operator()(gpointer p) const { g_object_unref(p); }
+};
+template <typename T>
+using GObjectPtr = std::unique_ptr<T, GObjectUnref>;
+
+std::string take_error(GError *error) {
+  std::string text = error ? error->message : "unknown error";
+  if (error) g_error_free(error);
+  return text;
+}
+
+}  // namespace
+
+void check_http_url(const std::string &url, const std::string &what) {
+  GUri *uri = g_uri_parse(url.c_str(), G_URI_FLAGS_NONE, nullptr);
+  const bool ok = uri && (g_strcmp0(g_uri_get_scheme(uri), "http") == 0 ||
+                          g_strcmp0(g_uri_get_scheme(uri), "https") == 0) &&
+                  g_uri_get_host(uri) && *g_uri_get_host(uri);
+  if (uri) g_uri_unref(uri);
+  if (!ok) throw Error(what + " '" + url + "' is not an http:// or https:// URL");
+}
+
+HttpClient::HttpClient(unsigned timeout_s) : timeout_s_(timeout_s) {}
+
+HttpClient::~HttpClient() {
+  if (session_) g_object_unref(session_);
+}
+
+void HttpClient::cancel() {
+  std::lock_guard<std::mutex> lock(cancel_lock_);
+  if (current_) g_cancellable_cancel(current_);
+}
+
+void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
+  if (!session_)
+    session_ = soup_session_new_with_options("timeout", timeout_s_, "user-agent", "gst-talker",
+                                             nullptr);
+  GObjectPtr<SoupMessage> msg(soup_message_new(request.method.c_str(), request.url.c_str()));
+  if (!msg) throw Error("invalid URL '" + request.url + "'");
+  SoupMessageHeaders *headers = soup_message_get_request_headers(msg.get());
+  for (const auto &[name, value] : request.headers)
+    soup_message_headers_append(headers, name.c_str(), value.c_str());
+  if (!request.form_fields.empty() || !request.form_files.empty()) {
+    SoupMultipart *multipart = soup_multipart_new(SOUP_FORM_MIME_TYPE_MULTIPART);
+    for (const auto &[name, value] : request.form_fields)
+      soup_multipart_append_form_string(multipart, name.c_str(), value.c_str());
+    for (const auto &file : request.form_files) {
+      GBytes *data = g_bytes_new(file.data.data(), file.data.size());
+      soup_multipart_append_form_file(multipart, file.field.c_str(), file.filename.c_str(),
+                                      file.content_type.c_str(), data);
+      g_bytes_unref(data);
+    }
+    GBytes *body = nullptr;
+    soup_multipart_to_message(multipart, headers, &body);
+    soup_message_set_request_body_from_bytes(msg.get(), nullptr, body);
+    g_bytes_unref(body);
+    soup_multipart_free(multipart);
+  } else if (!request.body.empty()) {
+    GBytes *body = g_bytes_new(request.body.data(), request.body.size());
+    soup_message_set_request_body_from_bytes(msg.get(), request.content_type.c_str(), body);
+    g_bytes_unref(body);
+  }
+
+  GObjectPtr<GCancellable> cancellable(g_cancellable_new());
+  {
+    std::lock_guard<std::mutex> lock(cancel_lock_);
+    current_ = cancellable.get();
+  }
+  struct Clear {
+    HttpClient *self;
+    ~Clear() {
+      std::lock_guard<std::mutex> lock(self->cancel_lock_);
+      self->current_ = nullptr;
+    }
+  } clear{this};
+
+  GError *error = nullptr;
+  GObjectPtr<GInputStream> body(soup_session_send(session_, msg.get(), cancellable.get(), &error));
+  if (!body) {
+    if (g_cancellable_is_cancelled(cancellable.get())) {
+      g_clear_error(&error);
+      return;
+    }
+    throw Error(request.url + ": " + take_error(error));
+  }
+  const guint status = soup_message_get_status(msg.get());
+  std::vector<uint8_t> buffer(16384);
+  if (status >= 400) {
+    // The server's explanation, for the warning: the first 300 bytes.
+    std::string text;
+    gssize n;
+    while (text.size() < 300 &&
+           (n = g_input_stream_read(body.get(), buffer.data(), buffer.size(), cancellable.get(),
+                                    nullptr)) > 0)
+      text.append(reinterpret_cast<const char *>(buffer.data()), size_t(n));
+    if (text.size() > 300) text.resize(300);
+    throw Error(request.url + ": HTTP " + std::to_string(status) + " " +
+                (soup_message_get_reason_phrase(msg.get()) ?: "") +
+                (text.empty() ? "" : ": " + text));
+  }
+  for (;;) {
+    const gssize n = g_input_stream_read(body.get(), buffer.data(), buffer.size(),
+                                         cancellable.get(), &error);
+    if (n == 0) break;
+    if (n < 0) {
+      if (g_cancellable_is_cancelled(cancellable.get())) {
+        g_clear_error(&error);
+        return;
+      }
+      throw Error(request.url + ": the response broke off: " + take_error(error));
+    }
+    if (!on_body(buffer.data(), size_t(n))) {
+      g_cancellable_cancel(cancellable.get());
+      return;
+    }
+  }
+  g_input_stream_close(body.get(), nullptr, nullptr);
+}
+
+}  // namespace talker::net
