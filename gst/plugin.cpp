@@ -4,10 +4,12 @@
 
 #include "gst/faceblend/gstfaceblend.h"
 #include "gst/musetalklipsync/gstmusetalklipsync.h"
+#include "gst/talkertts/gsttalkertts.h"
 #include "gst/whisperfeat/gstwhisperfeat.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
   gboolean ok = TRUE;
+  ok &= GST_ELEMENT_REGISTER(talkertts, plugin);
   ok &= GST_ELEMENT_REGISTER(whisperfeat, plugin);
   ok &= GST_ELEMENT_REGISTER(musetalklipsync, plugin);
   ok &= GST_ELEMENT_REGISTER(faceblend, plugin);
