@@ -18,6 +18,7 @@ struct GstUnref {
   void operator()(GstElement *p) const { gst_object_unref(p); }
   void operator()(GstPad *p) const { gst_object_unref(p); }
   void operator()(GstBus *p) const { gst_object_unref(p); }
+  void operator()(GstClock *p) const { gst_object_unref(p); }
 };
 template <typename T>
 using GstPtr = std::unique_ptr<T, GstUnref>;
