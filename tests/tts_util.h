@@ -90,3 +90,33 @@ inline double best_correlation(const std::vector<int16_t> &a, const std::vector<
 }
 
 }  // namespace talker::test
+
+namespace talker::test {
+
+// The 44-byte header of a 16-bit PCM WAV; data_size 0 or 0xFFFFFFFF as
+// streaming servers write when they do not know the length yet.
+inline std::string wav_header_s16(int rate, int channels, uint32_t data_size) {
+  std::string h;
+  auto put32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) h += char((v >> (8 * i)) & 0xFF);
+  };
+  auto put16 = [&](uint16_t v) {
+    h += char(v & 0xFF);
+    h += char(v >> 8);
+  };
+  h += "RIFF";
+  put32(data_size >= 0xFFFFFFF0u ? data_size : 36 + data_size);
+  h += "WAVEfmt ";
+  put32(16);
+  put16(1);
+  put16(uint16_t(channels));
+  put32(uint32_t(rate));
+  put32(uint32_t(rate * channels * 2));
+  put16(uint16_t(channels * 2));
+  put16(16);
+  h += "data";
+  put32(data_size);
+  return h;
+}
+
+}  // namespace talker::test

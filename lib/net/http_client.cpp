@@ -96,8 +96,8 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
   }
   const guint status = soup_message_get_status(msg.get());
   std::vector<uint8_t> buffer(16384);
-  if (status >= 400) {
-    // The server's explanation, for the warning: the first 300 bytes.
+  // The server's explanation, for the warning: the first 300 bytes.
+  auto body_start = [&] {
     std::string text;
     gssize n;
     while (text.size() < 300 &&
@@ -105,10 +105,22 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
                                     nullptr)) > 0)
       text.append(reinterpret_cast<const char *>(buffer.data()), size_t(n));
     if (text.size() > 300) text.resize(300);
+    return text;
+  };
+  if (status >= 400) {
+    const std::string text = body_start();
     throw Error(request.url + ": HTTP " + std::to_string(status) + " " +
                 (soup_message_get_reason_phrase(msg.get()) ?: "") +
                 (text.empty() ? "" : ": " + text));
   }
+  const char *type = soup_message_headers_get_content_type(
+      soup_message_get_response_headers(msg.get()), nullptr);
+  if (request.refuse_text && type &&
+      (g_str_has_prefix(type, "text/") || g_str_has_suffix(type, "json"))) {
+    const std::string text = body_start();
+    throw Error(request.url + ": answered " + type + ", not audio: " + text);
+  }
+  uint64_t received = 0;
   for (;;) {
     const gssize n = g_input_stream_read(body.get(), buffer.data(), buffer.size(),
                                          cancellable.get(), &error);
@@ -120,12 +132,23 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
       }
       throw Error(request.url + ": the response broke off: " + take_error(error));
     }
+    received += uint64_t(n);
     if (!on_body(buffer.data(), size_t(n))) {
       g_cancellable_cancel(cancellable.get());
       return;
     }
   }
   g_input_stream_close(body.get(), nullptr, nullptr);
+  // libsoup reads a body cut short by the connection closing as a plain end
+  // of stream; with a Content-Length that is caught here. (A chunked body
+  // cut between chunks cannot be told from a finished one.)
+  SoupMessageHeaders *response_headers = soup_message_get_response_headers(msg.get());
+  if (soup_message_headers_get_encoding(response_headers) == SOUP_ENCODING_CONTENT_LENGTH) {
+    const goffset expected = soup_message_headers_get_content_length(response_headers);
+    if (received < uint64_t(expected))
+      throw Error(request.url + ": the response broke off after " + std::to_string(received) +
+                  " of " + std::to_string(expected) + " bytes");
+  }
 }
 
 }  // namespace talker::net

@@ -29,6 +29,9 @@ struct HttpRequest {
   std::string body;
   std::vector<std::pair<std::string, std::string>> form_fields;
   std::vector<FormFile> form_files;
+  // The answer must not be text or JSON (an error page sent with status 200
+  // where audio was asked for): such a body becomes the error's message.
+  bool refuse_text = false;
 };
 
 // Called with each piece of the response body as it arrives; false stops.

@@ -37,7 +37,9 @@ class HttpEngine : public Engine {
     PcmStreamDecoder decoder = make_decoder();
     std::vector<int16_t> pcm;
     bool stopped = false;
-    client_.send(make_request(text), [&](const uint8_t *data, size_t n) {
+    net::HttpRequest request = make_request(text);
+    request.refuse_text = true;
+    client_.send(request, [&](const uint8_t *data, size_t n) {
       pcm.clear();
       decoder.feed(data, n, pcm);
       if (!pcm.empty() && !sink(pcm.data(), pcm.size())) stopped = true;

@@ -18,6 +18,9 @@ void Speaker::start(std::unique_ptr<Engine> engine) {
     std::lock_guard<std::mutex> lock(mutex_);
     engine_ = std::move(engine);
     stopping_ = false;
+    running_ = true;
+    for (auto &[utterance, text] : held_) queue_chunks(chunk_whole(text), utterance);
+    held_.clear();
   }
   thread_ = std::thread([this] { synthesis_loop(); });
 }
@@ -28,7 +31,9 @@ void Speaker::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     engine = engine_;
     stopping_ = true;
+    running_ = false;
     ++generation_;
+    held_.clear();
     text_queue_.clear();
     audio_.clear();
     cut_.reset();
@@ -59,20 +64,22 @@ void Speaker::set_min_chunk_chars(size_t n) {
   stream_chunker_.set_min_chars(n);
 }
 
-uint64_t Speaker::say(const std::string &text) {
-  size_t min_chars;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    min_chars = options_.min_chunk_chars;
-  }
-  text::SentenceChunker chunker(min_chars);
+std::vector<std::string> Speaker::chunk_whole(const std::string &text) const {
+  text::SentenceChunker chunker(options_.min_chunk_chars);
   auto chunks = chunker.push(text);
   for (auto &rest : chunker.flush()) chunks.push_back(std::move(rest));
+  return chunks;
+}
+
+uint64_t Speaker::say(const std::string &text) {
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     id = next_utterance_++;
-    queue_chunks(std::move(chunks), id);
+    if (running_)
+      queue_chunks(chunk_whole(text), id);
+    else
+      held_.emplace_back(id, text);
   }
   synth_cv_.notify_all();
   frame_cv_.notify_all();
@@ -107,6 +114,7 @@ void Speaker::interrupt() {
     std::lock_guard<std::mutex> lock(mutex_);
     engine = engine_;
     ++generation_;
+    held_.clear();
     text_queue_.clear();
     stream_chunker_.clear();
     stream_utterance_ = 0;
@@ -140,7 +148,7 @@ void Speaker::set_on_synthesized(SentenceHandler handler) {
 }
 
 bool Speaker::idle_locked() const {
-  return text_queue_.empty() && audio_.empty() && !synthesizing_ && !cut_;
+  return held_.empty() && text_queue_.empty() && audio_.empty() && !synthesizing_ && !cut_;
 }
 
 bool Speaker::idle() const {

@@ -109,6 +109,7 @@ class Speaker {
   };
 
   void queue_chunks(std::vector<std::string> chunks, uint64_t utterance);
+  std::vector<std::string> chunk_whole(const std::string &text) const;
   bool fill_frame(Frame &frame, bool live);  // false: nothing to play yet (rendering waits)
   bool idle_locked() const;
   size_t ahead_samples_locked() const;
@@ -120,6 +121,10 @@ class Speaker {
 
   mutable std::mutex mutex_;
   std::condition_variable synth_cv_, frame_cv_;
+  // Utterances said before start(), chunked then: settings given after the
+  // text (min_chunk_chars) still apply to it.
+  std::vector<std::pair<uint64_t, std::string>> held_;
+  bool running_ = false;
   std::deque<std::shared_ptr<const Sentence>> text_queue_;
   std::deque<std::shared_ptr<AudioEntry>> audio_;
   std::shared_ptr<const Sentence> cut_;  // interrupted while playing: ends in the next frame
