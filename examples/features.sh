@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speaks a sentence with espeak-ng and turns it into whisper features, one
+# Speaks a sentence with talkertts and turns it into whisper features, one
 # buffer per 25 fps video frame: the audio half of the talking head.
 #   examples/features.sh ["Some text"]
 # Uses models/whisper/tiny.pt (models/download.sh) when present, else the
@@ -19,13 +19,8 @@ fi
 [ -d build ] || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
 
-wav="$(mktemp --suffix=.wav)"
-trap 'rm -f "$wav"' EXIT
-espeak-ng -w "$wav" "$text"
-
 export GST_PLUGIN_PATH="$root/build/gst"
-gst-launch-1.0 filesrc location="$wav" ! wavparse ! audioconvert ! audioresample \
-  ! audio/x-raw,format=F32LE,rate=16000,channels=1 \
+gst-launch-1.0 talkertts is-live=false text="$text" \
   ! whisperfeat model="$model" mode=utterance \
   ! fakesink silent=false sync=false -v 2>&1 |
   grep -o 'chain.*pts: [0-9:.]*, duration: [0-9:.]*' |

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Renders a talking head to an MP4: text (spoken by espeak-ng) or a WAV file,
+# Renders a talking head to an MP4: text (spoken by talkertts) or a WAV file,
 # an avatar, and the whole chain whisperfeat ! musetalklipsync ! faceblend.
 #
 #   examples/render.sh [--text "Hello."] [--wav speech.wav] [--avatar DIR] [--out talking.mp4] [--no-download]
@@ -57,10 +57,11 @@ if [ -z "$avatar" ]; then
   fi
 fi
 
+export GST_PLUGIN_PATH="$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 if [ -z "$wav" ]; then
-  espeak-ng -w "$work/speech.wav" "$text"
+  gst-launch-1.0 -q talkertts is-live=false text="$text" ! wavenc ! filesink location="$work/speech.wav"
   wav="$work/speech.wav"
 fi
 # Half a second of silence before and after: the avatar idles, speaks, idles.
@@ -71,7 +72,6 @@ if [ "${TALKER_LOSSLESS:-0}" = 1 ]; then
 else
   venc="x264enc speed-preset=veryfast"
 fi
-export GST_PLUGIN_PATH="$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 # The audio branch's queue is unbounded: whisperfeat holds an utterance back
 # until its end, and a full queue there would stall the tee feeding both.
 gst-launch-1.0 -q -e filesrc location="$work/padded.wav" ! wavparse ! audioconvert ! audioresample \

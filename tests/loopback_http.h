@@ -126,7 +126,8 @@ class LoopbackHttpServer {
     r.path = first.substr(sp1 + 1, sp2 - sp1 - 1);
     while (line_end != std::string::npos && line_end < head.size()) {
       const size_t next = head.find("\r\n", line_end + 2);
-      const std::string line = head.substr(line_end + 2, next == std::string::npos ? std::string::npos : next - line_end - 2);
+      const std::string line = head.substr(
+          line_end + 2, next == std::string::npos ? std::string::npos : next - line_end - 2);
       const size_t colon = line.find(':');
       if (colon != std::string::npos) {
         std::string name = line.substr(0, colon);
@@ -137,7 +138,8 @@ class LoopbackHttpServer {
       }
       line_end = next;
     }
-    const size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    const size_t length =
+        r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
     r.body = data.substr(header_end + 4);
     while (r.body.size() < length) {
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);

@@ -93,14 +93,16 @@ class TalkerRun {
 
  private:
   bool handle_one(GstClockTime timeout, bool &popped) {
-    gst::GstPtr<GstMessage> msg(gst_bus_timed_pop_filtered(
-        bus_.get(), timeout,
-        GstMessageType(GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS | GST_MESSAGE_ERROR |
-                       GST_MESSAGE_WARNING)));
+    gst::GstPtr<GstMessage> msg(
+        gst_bus_timed_pop_filtered(bus_.get(), timeout,
+                                   GstMessageType(GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS |
+                                                  GST_MESSAGE_ERROR | GST_MESSAGE_WARNING)));
     popped = msg != nullptr;
     if (!msg) return true;
     switch (GST_MESSAGE_TYPE(msg.get())) {
-      case GST_MESSAGE_EOS: eos = true; return false;
+      case GST_MESSAGE_EOS:
+        eos = true;
+        return false;
       case GST_MESSAGE_ERROR:
       case GST_MESSAGE_WARNING: {
         GError *e = nullptr;
@@ -109,7 +111,8 @@ class TalkerRun {
           gst_message_parse_error(msg.get(), &e, &debug);
         else
           gst_message_parse_warning(msg.get(), &e, &debug);
-        (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_ERROR ? errors : warnings).push_back(e->message);
+        (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_ERROR ? errors : warnings)
+            .push_back(e->message);
         const GstStructure *details = nullptr;
         if (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_WARNING) {
           gst_message_parse_warning_details(msg.get(), &details);
@@ -150,8 +153,8 @@ class TalkerRun {
     r.samples.resize(gst_buffer_get_size(buf) / 2);
     gst_buffer_extract(buf, 0, r.samples.data(), r.samples.size() * 2);
     gpointer state = nullptr;
-    while (GstMeta *meta = gst_buffer_iterate_meta_filtered(buf, &state,
-                                                            TALKER_SENTENCE_META_API_TYPE)) {
+    while (GstMeta *meta =
+               gst_buffer_iterate_meta_filtered(buf, &state, TALKER_SENTENCE_META_API_TYPE)) {
       auto *m = reinterpret_cast<TalkerSentenceMeta *>(meta);
       r.marks.push_back({m->state, m->id, m->text ? m->text : "", m->offset, m->reason});
     }

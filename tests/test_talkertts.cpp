@@ -123,8 +123,7 @@ TEST_CASE("rendering speaks the text, marks sentences and ends with EOS", "[talk
   CHECK(spans[3].text == "Then we stop.");
   // Rendering: sentences back to back, nothing between them.
   CHECK(spans[0].start == 0);
-  for (size_t i = 1; i < spans.size(); ++i)
-    CHECK(spans[i].start - spans[i - 1].end < kBuffer);
+  for (size_t i = 1; i < spans.size(); ++i) CHECK(spans[i].start - spans[i - 1].end < kBuffer);
   check_audio_matches_spans(buffers, spans);
   // Sentence lengths are the engine's: compare with espeak-ng's own speech.
   const auto reference = test::reference_speech_16k("Today we talk about rivers,");
@@ -171,7 +170,8 @@ TEST_CASE("live: 30 s of continuous audio at clock pace across several say calls
   CHECK(buffers.size() >= 1480);
   // Clock pace: the stream is as long as the run, not ahead of it or behind.
   const GstClockTime produced = buffers.back().pts + kBuffer - buffers.front().pts;
-  CHECK(double(produced) / GST_SECOND == Approx(double(stopped_at - buffers.front().pts) / GST_SECOND).margin(0.1));
+  CHECK(double(produced) / GST_SECOND ==
+        Approx(double(stopped_at - buffers.front().pts) / GST_SECOND).margin(0.1));
   // A buffer leaves when its last sample is due, never earlier, and on time.
   size_t late = 0;
   for (const auto &b : buffers) {
@@ -209,7 +209,8 @@ TEST_CASE("live: interrupt brings silence within one buffer", "[talkertts][live]
                         "The second sentence must never be heard. Nor the third one.",
                         &utterance);
   const gint64 t0 = g_get_monotonic_time();
-  while (run.messages.empty() && g_get_monotonic_time() - t0 < 5000000) REQUIRE(run.pump(5 * GST_MSECOND));
+  while (run.messages.empty() && g_get_monotonic_time() - t0 < 5000000)
+    REQUIRE(run.pump(5 * GST_MSECOND));
   REQUIRE(run.messages.size() == 1);
   const gint64 t1 = g_get_monotonic_time();
   while (g_get_monotonic_time() - t1 < 1000000) REQUIRE(run.pump(5 * GST_MSECOND));
@@ -271,8 +272,10 @@ TEST_CASE("bad settings fail at start with a message that says why", "[talkertts
   for (auto [description, expected] : std::vector<std::pair<std::string, std::string>>{
            {"talkertts name=tts voice=qq-unknown", "unknown voice 'qq-unknown'"},
            {"talkertts name=tts engine=gpt-sovits", "ref-audio is required"},
-           {"talkertts name=tts engine=openai server=localhost:8000", "not an http:// or https:// URL"},
-           {"talkertts name=tts engine=cosyvoice ref-audio=/nonexistent.wav", "cannot read ref-audio"},
+           {"talkertts name=tts engine=openai server=localhost:8000",
+            "not an http:// or https:// URL"},
+           {"talkertts name=tts engine=cosyvoice ref-audio=/nonexistent.wav",
+            "cannot read ref-audio"},
        }) {
     INFO(description);
     TalkerRun run(description + " ! fakesink");

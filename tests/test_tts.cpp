@@ -22,7 +22,8 @@ namespace {
 
 std::vector<float> sine(double freq, int rate, size_t n, double amplitude = 0.5) {
   std::vector<float> s(n);
-  for (size_t i = 0; i < n; ++i) s[i] = float(amplitude * std::sin(2 * M_PI * freq * double(i) / rate));
+  for (size_t i = 0; i < n; ++i)
+    s[i] = float(amplitude * std::sin(2 * M_PI * freq * double(i) / rate));
   return s;
 }
 
@@ -40,7 +41,9 @@ void put32(std::vector<uint8_t> &b, uint32_t v) {
   put16(b, uint16_t(v));
   put16(b, uint16_t(v >> 16));
 }
-void put_tag(std::vector<uint8_t> &b, const char *tag) { b.insert(b.end(), tag, tag + 4); }
+void put_tag(std::vector<uint8_t> &b, const char *tag) {
+  b.insert(b.end(), tag, tag + 4);
+}
 
 // A WAV header as a streaming server writes it: sizes given or unknown.
 std::vector<uint8_t> wav_header(int rate, int channels, int bits, int tag, uint32_t data_size,
@@ -96,7 +99,8 @@ TEST_CASE("resampler keeps in-band tones and removes what would alias", "[resamp
       CHECK(20 * std::log10(rms(alias, 200, alias.size() - 200) / (0.5 / std::sqrt(2))) < -60);
       // 6 kHz is in band and passes within 0.1 dB.
       const auto high = audio::resample(sine(6000, in_rate, n), in_rate, 16000);
-      CHECK(std::abs(20 * std::log10(rms(high, 200, high.size() - 200) / (0.5 / std::sqrt(2)))) < 0.1);
+      CHECK(std::abs(20 * std::log10(rms(high, 200, high.size() - 200) / (0.5 / std::sqrt(2)))) <
+            0.1);
     }
   }
 }
@@ -125,7 +129,8 @@ TEST_CASE("PCM stream decoder reads streamed WAV and raw PCM", "[pcm]") {
     put16(pcm, 0);
   }
   std::vector<float> mono(left.size());
-  for (size_t i = 0; i < left.size(); ++i) mono[i] = float(std::lround(left[i] * 32767)) / 32768.f / 2;
+  for (size_t i = 0; i < left.size(); ++i)
+    mono[i] = float(std::lround(left[i] * 32767)) / 32768.f / 2;
   const auto expected_f = audio::resample(mono, rate, 16000);
 
   for (uint32_t size : {uint32_t(pcm.size()), 0u, 0xFFFFFFFFu}) {
@@ -170,8 +175,9 @@ TEST_CASE("PCM stream decoder rejects what is not audio", "[pcm]") {
   header.resize(header.size() + 100);
   CHECK_THROWS_WITH(decode_all(audio::PcmStreamDecoder::wav(), header, 64),
                     Catch::Contains("900 bytes before the end"));
-  CHECK_THROWS_WITH(decode_all(audio::PcmStreamDecoder::wav(), wav_header(16000, 1, 4, 2, 0, false), 64),
-                    Catch::Contains("unsupported sample format"));
+  CHECK_THROWS_WITH(
+      decode_all(audio::PcmStreamDecoder::wav(), wav_header(16000, 1, 4, 2, 0, false), 64),
+      Catch::Contains("unsupported sample format"));
   CHECK_THROWS_WITH(decode_all(audio::PcmStreamDecoder::wav(), {}, 1), Catch::Contains("empty"));
 }
 
@@ -181,8 +187,8 @@ TEST_CASE("sentence chunker cuts like the seed system", "[chunker]") {
   auto chunks = c.push("Hi, there. This is a longer sentence! And more; ");
   chunks.push_back("|");
   for (auto &rest : c.flush()) chunks.push_back(rest);
-  CHECK(chunks == std::vector<std::string>{"Hi, there.", "This is a longer sentence!", "|",
-                                           "And more;"});
+  CHECK(chunks ==
+        std::vector<std::string>{"Hi, there.", "This is a longer sentence!", "|", "And more;"});
   // Wide marks, no spaces needed.
   CHECK(text::SentenceChunker(4).push("你好，今天天气很好。我们出去玩吧！好") ==
         std::vector<std::string>{"你好，今天天气很好。", "我们出去玩吧！"});
@@ -329,4 +335,6 @@ TEST_CASE("speaker interrupt drops queued text and cuts the playing sentence", "
   CHECK(again);
 }
 
-int main(int argc, char *argv[]) { return Catch::Session().run(argc, argv); }
+int main(int argc, char *argv[]) {
+  return Catch::Session().run(argc, argv);
+}

@@ -65,8 +65,8 @@ std::vector<int16_t> sentence_audio(const std::vector<test::RecordedBuffer> &buf
 // Renders kSentence through the element and checks the speech that came out
 // against espeak-ng's, resampled to 16 kHz by ffmpeg.
 void check_rendered_speech(const std::string &element) {
-  TalkerRun run("talkertts name=tts is-live=false min-chunk-chars=100 " + element +
-                " text=\"" + kSentence + "\" ! fakesink sync=false");
+  TalkerRun run("talkertts name=tts is-live=false min-chunk-chars=100 " + element + " text=\"" +
+                kSentence + "\" ! fakesink sync=false");
   run.run_to_eos(30 * GST_SECOND);
   REQUIRE(run.errors.empty());
   INFO((run.warnings.empty() ? "" : run.warnings[0]));
@@ -123,8 +123,8 @@ TEST_CASE("gpt-sovits engine: api_v2 /tts, streamed WAV with an unknown length",
     const auto body = nlohmann::json::parse(r.body);
     w.start(200, "audio/wav");
     // As api_v2 streams: a header with zero sizes, then raw 32 kHz PCM pieces.
-    stream_chunks(w, test::wav_header_s16(32000, 1, 0), speech(body["text"].get<std::string>(), 32000, 1),
-                  32000, 1, 250);
+    stream_chunks(w, test::wav_header_s16(32000, 1, 0),
+                  speech(body["text"].get<std::string>(), 32000, 1), 32000, 1, 250);
   });
   check_rendered_speech("engine=gpt-sovits server=" + server.url() +
                         " ref-audio=/models/ref.wav ref-text=\"Reference words.\" language=en");
@@ -173,7 +173,8 @@ TEST_CASE("cosyvoice engine: zero-shot upload and built-in speakers, raw PCM", "
   std::remove(ref.c_str());
 }
 
-TEST_CASE("engine failures are warnings; the failed sentence is skipped, speech goes on", "[http]") {
+TEST_CASE("engine failures are warnings; the failed sentence is skipped, speech goes on",
+          "[http]") {
   LoopbackHttpServer server([](const SeenRequest &r, ResponseWriter &w) {
     const std::string text = nlohmann::json::parse(r.body)["input"];
     if (text.find("error") != std::string::npos) {
@@ -195,22 +196,26 @@ TEST_CASE("engine failures are warnings; the failed sentence is skipped, speech 
       stream_chunks(w, "", speech(text, 24000, 1), 24000, 1);
     }
   });
-  TalkerRun run("talkertts name=tts is-live=false engine=openai response-format=pcm server=" + server.url() +
-                " text=\"The first sentence is fine. The second gets a server error. The third "
-                "one breaks off in the middle of its audio. The fourth gets an HTML page. The "
-                "fifth is fine again.\" ! fakesink sync=false");
+  TalkerRun run(
+      "talkertts name=tts is-live=false engine=openai response-format=pcm server=" + server.url() +
+      " text=\"The first sentence is fine. The second gets a server error. The third "
+      "one breaks off in the middle of its audio. The fourth gets an HTML page. The "
+      "fifth is fine again.\" ! fakesink sync=false");
   run.run_to_eos(30 * GST_SECOND);
   REQUIRE(run.errors.empty());
   REQUIRE(run.eos);
   for (const auto &w : run.warnings) UNSCOPED_INFO(w);
   REQUIRE(run.warnings.size() == 3);
-  CHECK_THAT(run.warnings[0], Catch::Contains("openai engine failed on sentence 2 (\"The second gets a server error.\")") &&
-                                  Catch::Contains("HTTP 500") && Catch::Contains("model overloaded"));
+  CHECK_THAT(
+      run.warnings[0],
+      Catch::Contains("openai engine failed on sentence 2 (\"The second gets a server error.\")") &&
+          Catch::Contains("HTTP 500") && Catch::Contains("model overloaded"));
   CHECK_THAT(run.warnings[1], Catch::Contains("sentence 3") && Catch::Contains("broke off"));
   CHECK_THAT(run.warnings[2], Catch::Contains("sentence 4") &&
                                   Catch::Contains("answered text/html, not audio: <html>"));
   REQUIRE(run.warning_details.size() == 3);
-  CHECK_THAT(run.warning_details[0], Catch::Contains("engine=(string)openai") && Catch::Contains("id=(guint64)2"));
+  CHECK_THAT(run.warning_details[0],
+             Catch::Contains("engine=(string)openai") && Catch::Contains("id=(guint64)2"));
   // Sentences 1 and 5 are spoken whole; 2 and 4 never start; 3 may have
   // started before the break, and then ends there as failed.
   std::map<guint64, std::string> ends;
@@ -230,7 +235,9 @@ TEST_CASE("engine failures are warnings; the failed sentence is skipped, speech 
 TEST_CASE("live: an unreachable or silent server leaves a stream of silence", "[http][live]") {
   // A port that was just free: nothing listens there.
   std::string dead_url;
-  { dead_url = LoopbackHttpServer([](const SeenRequest &, ResponseWriter &) {}).url(); }
+  {
+    dead_url = LoopbackHttpServer([](const SeenRequest &, ResponseWriter &) {}).url();
+  }
   std::atomic<bool> release{false};
   LoopbackHttpServer silent([&](const SeenRequest &, ResponseWriter &) {
     while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(10));

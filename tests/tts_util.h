@@ -47,12 +47,14 @@ inline std::string espeak_cli_wav(const std::string &text, const std::string &vo
 
 // `wav` converted by ffmpeg to raw S16LE at `rate` with `channels`.
 inline std::vector<int16_t> ffmpeg_s16(const std::string &wav, int rate, int channels) {
-  const std::string out = wav + "." + std::to_string(rate) + "x" + std::to_string(channels) + ".raw";
+  const std::string out =
+      wav + "." + std::to_string(rate) + "x" + std::to_string(channels) + ".raw";
   run_or_throw("ffmpeg -loglevel error -y -i " + wav + " -ar " + std::to_string(rate) + " -ac " +
                std::to_string(channels) + " -f s16le " + out);
   const auto bytes = read_bytes(out);
   std::vector<int16_t> s(bytes.size() / 2);
-  std::copy(bytes.begin(), bytes.begin() + long(s.size() * 2), reinterpret_cast<uint8_t *>(s.data()));
+  std::copy(bytes.begin(), bytes.begin() + long(s.size() * 2),
+            reinterpret_cast<uint8_t *>(s.data()));
   std::remove(out.c_str());
   return s;
 }

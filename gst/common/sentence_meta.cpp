@@ -68,8 +68,11 @@ TalkerSentenceMeta *talker_buffer_add_sentence_meta(GstBuffer *buffer, TalkerSen
 
 const gchar *talker_sentence_end_reason_name(TalkerSentenceEndReason reason) {
   switch (reason) {
-    case TALKER_SENTENCE_INTERRUPTED: return "interrupted";
-    case TALKER_SENTENCE_FAILED: return "failed";
-    default: return "finished";
+    case TALKER_SENTENCE_INTERRUPTED:
+      return "interrupted";
+    case TALKER_SENTENCE_FAILED:
+      return "failed";
+    default:
+      return "finished";
   }
 }

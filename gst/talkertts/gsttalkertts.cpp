@@ -42,10 +42,14 @@ namespace {
 enum class EngineKind { kEspeak, kOpenAi, kGptSovits, kCosyVoice };
 const char *engine_name(EngineKind k) {
   switch (k) {
-    case EngineKind::kOpenAi: return "openai";
-    case EngineKind::kGptSovits: return "gpt-sovits";
-    case EngineKind::kCosyVoice: return "cosyvoice";
-    default: return "espeak";
+    case EngineKind::kOpenAi:
+      return "openai";
+    case EngineKind::kGptSovits:
+      return "gpt-sovits";
+    case EngineKind::kCosyVoice:
+      return "cosyvoice";
+    default:
+      return "espeak";
   }
 }
 
@@ -124,7 +128,8 @@ static GType talker_tts_engine_get_type() {
       {int(EngineKind::kGptSovits), "GPT-SoVITS api_v2 POST {server}/tts", "gpt-sovits"},
       {int(EngineKind::kCosyVoice), "CosyVoice FastAPI server {server}/inference_*", "cosyvoice"},
       {0, nullptr, nullptr}};
-  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstTalkerTtsEngine", values));
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstTalkerTtsEngine", values));
   return type;
 }
 
@@ -140,7 +145,9 @@ static GType talker_tts_response_format_get_type() {
   return type;
 }
 
-static TalkerTtsState &state_of(gpointer self) { return *GST_TALKER_TTS(self)->state; }
+static TalkerTtsState &state_of(gpointer self) {
+  return *GST_TALKER_TTS(self)->state;
+}
 
 // ---- text in ---------------------------------------------------------------
 
@@ -232,19 +239,22 @@ static void talker_tts_release_pad(GstElement *element, GstPad *pad) {
 
 static void post_sentence(GstTalkerTts *self, const char *state, const Sentence &s,
                           GstClockTime running_time, const char *reason) {
-  GstStructure *st = gst_structure_new("talker-sentence", "state", G_TYPE_STRING, state, "id",
-                                       G_TYPE_UINT64, s.id, "utterance", G_TYPE_UINT64, s.utterance,
-                                       "text", G_TYPE_STRING, s.text.c_str(), "running-time",
-                                       G_TYPE_UINT64, running_time, nullptr);
+  GstStructure *st =
+      gst_structure_new("talker-sentence", "state", G_TYPE_STRING, state, "id", G_TYPE_UINT64, s.id,
+                        "utterance", G_TYPE_UINT64, s.utterance, "text", G_TYPE_STRING,
+                        s.text.c_str(), "running-time", G_TYPE_UINT64, running_time, nullptr);
   if (reason) gst_structure_set(st, "reason", G_TYPE_STRING, reason, nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), st));
 }
 
 static TalkerSentenceEndReason end_reason(SentenceEnd e) {
   switch (e) {
-    case SentenceEnd::kInterrupted: return TALKER_SENTENCE_INTERRUPTED;
-    case SentenceEnd::kFailed: return TALKER_SENTENCE_FAILED;
-    default: return TALKER_SENTENCE_FINISHED;
+    case SentenceEnd::kInterrupted:
+      return TALKER_SENTENCE_INTERRUPTED;
+    case SentenceEnd::kFailed:
+      return TALKER_SENTENCE_FAILED;
+    default:
+      return TALKER_SENTENCE_FINISHED;
   }
 }
 
@@ -326,7 +336,8 @@ static GstFlowReturn talker_tts_create(GstPushSrc *src, GstBuffer **out) {
   const GstSegment &segment = GST_BASE_SRC(src)->segment;
   const GstClockTime running = gst_segment_to_running_time(&segment, GST_FORMAT_TIME, pts);
   if (frame.ended) {
-    const GstClockTime offset = gst_util_uint64_scale_int(frame.end_sample, GST_SECOND, kSampleRate);
+    const GstClockTime offset =
+        gst_util_uint64_scale_int(frame.end_sample, GST_SECOND, kSampleRate);
     const auto reason = end_reason(frame.end_reason);
     talker_buffer_add_sentence_meta(buf, TALKER_SENTENCE_END, frame.ended->id,
                                     frame.ended->utterance, frame.ended->text.c_str(), offset,
@@ -364,8 +375,8 @@ static gboolean talker_tts_start(GstBaseSrc *src) {
   try {
     engine = talker::tts::make_engine(engine_settings);
   } catch (const std::exception &e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Cannot use the %s engine: %s",
-                                                 engine_settings.engine.c_str(), e.what()),
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("Cannot use the %s engine: %s", engine_settings.engine.c_str(), e.what()),
                       (nullptr));
     return FALSE;
   }
@@ -451,21 +462,50 @@ static void talker_tts_set_property(GObject *object, guint prop_id, const GValue
   auto &s = st.settings;
   auto &e = s.engine_settings;
   switch (prop_id) {
-    case PROP_ENGINE: s.engine = EngineKind(g_value_get_enum(value)); break;
-    case PROP_VOICE: set_string(e.voice, value); break;
-    case PROP_RATE: e.rate = g_value_get_int(value); break;
-    case PROP_PITCH: e.pitch = g_value_get_int(value); break;
-    case PROP_SERVER: set_string(e.server, value); break;
-    case PROP_MODEL: set_string(e.model, value); break;
-    case PROP_API_KEY: set_string(e.api_key, value); break;
-    case PROP_RESPONSE_FORMAT: e.response_format = ResponseFormat(g_value_get_enum(value)); break;
-    case PROP_REF_AUDIO: set_string(e.ref_audio, value); break;
-    case PROP_REF_TEXT: set_string(e.ref_text, value); break;
-    case PROP_LANGUAGE: set_string(e.language, value); break;
-    case PROP_SERVER_RATE: e.server_rate = g_value_get_int(value); break;
-    case PROP_TIMEOUT: e.timeout_s = g_value_get_uint(value); break;
-    case PROP_MIN_CHUNK_CHARS: s.min_chunk_chars = g_value_get_uint(value); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    case PROP_ENGINE:
+      s.engine = EngineKind(g_value_get_enum(value));
+      break;
+    case PROP_VOICE:
+      set_string(e.voice, value);
+      break;
+    case PROP_RATE:
+      e.rate = g_value_get_int(value);
+      break;
+    case PROP_PITCH:
+      e.pitch = g_value_get_int(value);
+      break;
+    case PROP_SERVER:
+      set_string(e.server, value);
+      break;
+    case PROP_MODEL:
+      set_string(e.model, value);
+      break;
+    case PROP_API_KEY:
+      set_string(e.api_key, value);
+      break;
+    case PROP_RESPONSE_FORMAT:
+      e.response_format = ResponseFormat(g_value_get_enum(value));
+      break;
+    case PROP_REF_AUDIO:
+      set_string(e.ref_audio, value);
+      break;
+    case PROP_REF_TEXT:
+      set_string(e.ref_text, value);
+      break;
+    case PROP_LANGUAGE:
+      set_string(e.language, value);
+      break;
+    case PROP_SERVER_RATE:
+      e.server_rate = g_value_get_int(value);
+      break;
+    case PROP_TIMEOUT:
+      e.timeout_s = g_value_get_uint(value);
+      break;
+    case PROP_MIN_CHUNK_CHARS:
+      s.min_chunk_chars = g_value_get_uint(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
 
@@ -480,22 +520,53 @@ static void talker_tts_get_property(GObject *object, guint prop_id, GValue *valu
   const auto &s = st.settings;
   const auto &e = s.engine_settings;
   switch (prop_id) {
-    case PROP_TEXT: g_value_set_string(value, s.last_text.c_str()); break;
-    case PROP_ENGINE: g_value_set_enum(value, int(s.engine)); break;
-    case PROP_VOICE: g_value_set_string(value, e.voice.empty() ? nullptr : e.voice.c_str()); break;
-    case PROP_RATE: g_value_set_int(value, e.rate); break;
-    case PROP_PITCH: g_value_set_int(value, e.pitch); break;
-    case PROP_SERVER: g_value_set_string(value, e.server.empty() ? nullptr : e.server.c_str()); break;
-    case PROP_MODEL: g_value_set_string(value, e.model.empty() ? nullptr : e.model.c_str()); break;
-    case PROP_API_KEY: g_value_set_string(value, e.api_key.empty() ? nullptr : e.api_key.c_str()); break;
-    case PROP_RESPONSE_FORMAT: g_value_set_enum(value, int(e.response_format)); break;
-    case PROP_REF_AUDIO: g_value_set_string(value, e.ref_audio.empty() ? nullptr : e.ref_audio.c_str()); break;
-    case PROP_REF_TEXT: g_value_set_string(value, e.ref_text.empty() ? nullptr : e.ref_text.c_str()); break;
-    case PROP_LANGUAGE: g_value_set_string(value, e.language.empty() ? nullptr : e.language.c_str()); break;
-    case PROP_SERVER_RATE: g_value_set_int(value, e.server_rate); break;
-    case PROP_TIMEOUT: g_value_set_uint(value, e.timeout_s); break;
-    case PROP_MIN_CHUNK_CHARS: g_value_set_uint(value, s.min_chunk_chars); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+    case PROP_TEXT:
+      g_value_set_string(value, s.last_text.c_str());
+      break;
+    case PROP_ENGINE:
+      g_value_set_enum(value, int(s.engine));
+      break;
+    case PROP_VOICE:
+      g_value_set_string(value, e.voice.empty() ? nullptr : e.voice.c_str());
+      break;
+    case PROP_RATE:
+      g_value_set_int(value, e.rate);
+      break;
+    case PROP_PITCH:
+      g_value_set_int(value, e.pitch);
+      break;
+    case PROP_SERVER:
+      g_value_set_string(value, e.server.empty() ? nullptr : e.server.c_str());
+      break;
+    case PROP_MODEL:
+      g_value_set_string(value, e.model.empty() ? nullptr : e.model.c_str());
+      break;
+    case PROP_API_KEY:
+      g_value_set_string(value, e.api_key.empty() ? nullptr : e.api_key.c_str());
+      break;
+    case PROP_RESPONSE_FORMAT:
+      g_value_set_enum(value, int(e.response_format));
+      break;
+    case PROP_REF_AUDIO:
+      g_value_set_string(value, e.ref_audio.empty() ? nullptr : e.ref_audio.c_str());
+      break;
+    case PROP_REF_TEXT:
+      g_value_set_string(value, e.ref_text.empty() ? nullptr : e.ref_text.c_str());
+      break;
+    case PROP_LANGUAGE:
+      g_value_set_string(value, e.language.empty() ? nullptr : e.language.c_str());
+      break;
+    case PROP_SERVER_RATE:
+      g_value_set_int(value, e.server_rate);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint(value, e.timeout_s);
+      break;
+    case PROP_MIN_CHUNK_CHARS:
+      g_value_set_uint(value, s.min_chunk_chars);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
   }
 }
 
@@ -512,7 +583,8 @@ static void gst_talker_tts_init(GstTalkerTts *self) {
         const std::string &engine = self->state->active_engine;
         GST_ELEMENT_WARNING_WITH_DETAILS(
             self, RESOURCE, READ,
-            ("The %s engine failed on sentence %" G_GUINT64_FORMAT " (\"%s\"), which is skipped: %s",
+            ("The %s engine failed on sentence %" G_GUINT64_FORMAT
+             " (\"%s\"), which is skipped: %s",
              engine.c_str(), s.id, s.text.c_str(), cause.c_str()),
             (nullptr),
             ("engine", G_TYPE_STRING, engine.c_str(), "id", G_TYPE_UINT64, s.id, "text",
@@ -623,19 +695,17 @@ static void gst_talker_tts_class_init(GstTalkerTtsClass *klass) {
    * Queues @text to be spoken after what is queued already. Thread-safe.
    * Returns: the utterance id that the sentence messages and metas carry.
    */
-  g_signal_new_class_handler("say", G_TYPE_FROM_CLASS(klass),
-                             GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-                             G_CALLBACK(talker_tts_say), nullptr, nullptr, nullptr, G_TYPE_UINT64,
-                             1, G_TYPE_STRING);
+  g_signal_new_class_handler(
+      "say", G_TYPE_FROM_CLASS(klass), GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(talker_tts_say), nullptr, nullptr, nullptr, G_TYPE_UINT64, 1, G_TYPE_STRING);
   /**
    * GstTalkerTts::interrupt:
    *
    * Drops all queued text and unplayed audio; the next buffer is silence.
    */
-  g_signal_new_class_handler("interrupt", G_TYPE_FROM_CLASS(klass),
-                             GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-                             G_CALLBACK(talker_tts_interrupt), nullptr, nullptr, nullptr,
-                             G_TYPE_NONE, 0);
+  g_signal_new_class_handler(
+      "interrupt", G_TYPE_FROM_CLASS(klass), GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK(talker_tts_interrupt), nullptr, nullptr, nullptr, G_TYPE_NONE, 0);
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_add_static_pad_template(element_class, &text_template);

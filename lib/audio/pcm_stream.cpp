@@ -13,10 +13,14 @@ namespace {
 uint32_t le32(const uint8_t *p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
 }
-uint16_t le16(const uint8_t *p) { return uint16_t(p[0] | p[1] << 8); }
+uint16_t le16(const uint8_t *p) {
+  return uint16_t(p[0] | p[1] << 8);
+}
 
 // WAV headers that streaming servers write before they know the length.
-bool is_unknown_size(uint32_t size) { return size == 0 || size == 0xFFFFFFFFu; }
+bool is_unknown_size(uint32_t size) {
+  return size == 0 || size == 0xFFFFFFFFu;
+}
 
 constexpr size_t kMaxHeaderBytes = 1 << 20;
 
@@ -74,11 +78,16 @@ bool PcmStreamDecoder::parse_wav_header() {
       rate_ = int(le32(f + 4));
       const int bits = le16(f + 14);
       if (tag == 0xFFFE && size >= 26) tag = le16(f + 24);  // WAVE_FORMAT_EXTENSIBLE sub-format
-      if (tag == 1 && bits == 16) format_ = SampleFormat::kS16;
-      else if (tag == 1 && bits == 8) format_ = SampleFormat::kU8;
-      else if (tag == 1 && bits == 24) format_ = SampleFormat::kS24;
-      else if (tag == 1 && bits == 32) format_ = SampleFormat::kS32;
-      else if (tag == 3 && bits == 32) format_ = SampleFormat::kF32;
+      if (tag == 1 && bits == 16)
+        format_ = SampleFormat::kS16;
+      else if (tag == 1 && bits == 8)
+        format_ = SampleFormat::kU8;
+      else if (tag == 1 && bits == 24)
+        format_ = SampleFormat::kS24;
+      else if (tag == 1 && bits == 32)
+        format_ = SampleFormat::kS32;
+      else if (tag == 3 && bits == 32)
+        format_ = SampleFormat::kF32;
       else
         throw Error("WAV stream: unsupported sample format (tag " + std::to_string(tag) + ", " +
                     std::to_string(bits) + " bits)");
@@ -120,13 +129,19 @@ void PcmStreamDecoder::decode_samples(const uint8_t *data, size_t n, std::vector
     float sum = 0;
     for (int c = 0; c < channels_; ++c, p += bytes_per_sample_) {
       switch (format_) {
-        case SampleFormat::kS16: sum += float(int16_t(le16(p))) / 32768.f; break;
-        case SampleFormat::kU8: sum += (float(p[0]) - 128.f) / 128.f; break;
+        case SampleFormat::kS16:
+          sum += float(int16_t(le16(p))) / 32768.f;
+          break;
+        case SampleFormat::kU8:
+          sum += (float(p[0]) - 128.f) / 128.f;
+          break;
         case SampleFormat::kS24:
           sum += float(int32_t(uint32_t(p[0]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 24)) /
                  2147483648.f;
           break;
-        case SampleFormat::kS32: sum += float(int32_t(le32(p))) / 2147483648.f; break;
+        case SampleFormat::kS32:
+          sum += float(int32_t(le32(p))) / 2147483648.f;
+          break;
         case SampleFormat::kF32: {
           float v;
           std::memcpy(&v, p, 4);

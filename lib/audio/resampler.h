@@ -28,9 +28,9 @@ class Resampler {
   void produce(std::vector<float> &out, int64_t available_inputs);
 
   int in_rate_, out_rate_;
-  int64_t up_ = 1, down_ = 1;  // out/in reduced: output n is at input time n·down/up
-  int taps_half_ = 0;          // inputs used on each side of that time
-  std::vector<float> phases_;  // up_ rows of 2·taps_half_ coefficients
+  int64_t up_ = 1, down_ = 1;   // out/in reduced: output n is at input time n·down/up
+  int taps_half_ = 0;           // inputs used on each side of that time
+  std::vector<float> phases_;   // up_ rows of 2·taps_half_ coefficients
   std::vector<float> history_;  // inputs from index history_start_ on
   int64_t history_start_ = 0;
   int64_t inputs_ = 0, outputs_ = 0;

@@ -24,8 +24,9 @@ std::string take_error(GError *error) {
 
 void check_http_url(const std::string &url, const std::string &what) {
   GUri *uri = g_uri_parse(url.c_str(), G_URI_FLAGS_NONE, nullptr);
-  const bool ok = uri && (g_strcmp0(g_uri_get_scheme(uri), "http") == 0 ||
-                          g_strcmp0(g_uri_get_scheme(uri), "https") == 0) &&
+  const bool ok = uri &&
+                  (g_strcmp0(g_uri_get_scheme(uri), "http") == 0 ||
+                   g_strcmp0(g_uri_get_scheme(uri), "https") == 0) &&
                   g_uri_get_host(uri) && *g_uri_get_host(uri);
   if (uri) g_uri_unref(uri);
   if (!ok) throw Error(what + " '" + url + "' is not an http:// or https:// URL");
@@ -44,8 +45,8 @@ void HttpClient::cancel() {
 
 void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
   if (!session_)
-    session_ = soup_session_new_with_options("timeout", timeout_s_, "user-agent", "gst-talker",
-                                             nullptr);
+    session_ =
+        soup_session_new_with_options("timeout", timeout_s_, "user-agent", "gst-talker", nullptr);
   GObjectPtr<SoupMessage> msg(soup_message_new(request.method.c_str(), request.url.c_str()));
   if (!msg) throw Error("invalid URL '" + request.url + "'");
   SoupMessageHeaders *headers = soup_message_get_request_headers(msg.get());
@@ -100,9 +101,8 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
   auto body_start = [&] {
     std::string text;
     gssize n;
-    while (text.size() < 300 &&
-           (n = g_input_stream_read(body.get(), buffer.data(), buffer.size(), cancellable.get(),
-                                    nullptr)) > 0)
+    while (text.size() < 300 && (n = g_input_stream_read(body.get(), buffer.data(), buffer.size(),
+                                                         cancellable.get(), nullptr)) > 0)
       text.append(reinterpret_cast<const char *>(buffer.data()), size_t(n));
     if (text.size() > 300) text.resize(300);
     return text;
@@ -113,8 +113,8 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
                 (soup_message_get_reason_phrase(msg.get()) ?: "") +
                 (text.empty() ? "" : ": " + text));
   }
-  const char *type = soup_message_headers_get_content_type(
-      soup_message_get_response_headers(msg.get()), nullptr);
+  const char *type =
+      soup_message_headers_get_content_type(soup_message_get_response_headers(msg.get()), nullptr);
   if (request.refuse_text && type &&
       (g_str_has_prefix(type, "text/") || g_str_has_suffix(type, "json"))) {
     const std::string text = body_start();
@@ -122,8 +122,8 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
   }
   uint64_t received = 0;
   for (;;) {
-    const gssize n = g_input_stream_read(body.get(), buffer.data(), buffer.size(),
-                                         cancellable.get(), &error);
+    const gssize n =
+        g_input_stream_read(body.get(), buffer.data(), buffer.size(), cancellable.get(), &error);
     if (n == 0) break;
     if (n < 0) {
       if (g_cancellable_is_cancelled(cancellable.get())) {

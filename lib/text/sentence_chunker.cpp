@@ -32,7 +32,9 @@ bool is_closing(char32_t c) {
   return c == '"' || c == '\'' || c == ')' || c == ']' || c == U'”' || c == U'’' || c == U'」' ||
          c == U'』' || c == U'）';
 }
-bool is_space(char32_t c) { return c == ' ' || c == '\t' || c == '\r' || c == U'\u3000'; }
+bool is_space(char32_t c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == U'\u3000';
+}
 
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();

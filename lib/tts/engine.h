@@ -34,8 +34,8 @@ enum class ResponseFormat { kWav, kPcm };
 struct EngineSettings {
   std::string engine = "espeak";  // espeak | openai | gpt-sovits | cosyvoice
   std::string voice;
-  int rate = 175;   // espeak: words per minute
-  int pitch = 50;   // espeak: 0-100
+  int rate = 175;  // espeak: words per minute
+  int pitch = 50;  // espeak: 0-100
   std::string server;
   std::string model;
   std::string api_key;

@@ -66,7 +66,8 @@ class HttpEngine : public Engine {
 // servers that copy its API).
 class OpenAiEngine : public HttpEngine {
  public:
-  explicit OpenAiEngine(const EngineSettings &s) : HttpEngine("openai", s, "https://api.openai.com") {}
+  explicit OpenAiEngine(const EngineSettings &s)
+      : HttpEngine("openai", s, "https://api.openai.com") {}
 
  protected:
   net::HttpRequest make_request(const std::string &text) const override {
@@ -76,7 +77,8 @@ class OpenAiEngine : public HttpEngine {
     while (!base.empty() && base.back() == '/') base.pop_back();
     const bool has_v1 = base.size() >= 3 && base.compare(base.size() - 3, 3, "/v1") == 0;
     r.url = join_url(base, has_v1 ? "/audio/speech" : "/v1/audio/speech");
-    if (!settings_.api_key.empty()) r.headers.emplace_back("Authorization", "Bearer " + settings_.api_key);
+    if (!settings_.api_key.empty())
+      r.headers.emplace_back("Authorization", "Bearer " + settings_.api_key);
     nlohmann::json body = {
         {"model", settings_.model.empty() ? "tts-1" : settings_.model},
         {"input", text},
@@ -100,9 +102,11 @@ class OpenAiEngine : public HttpEngine {
 // server's disk.
 class GptSovitsEngine : public HttpEngine {
  public:
-  explicit GptSovitsEngine(const EngineSettings &s) : HttpEngine("gpt-sovits", s, "http://127.0.0.1:9880") {
+  explicit GptSovitsEngine(const EngineSettings &s)
+      : HttpEngine("gpt-sovits", s, "http://127.0.0.1:9880") {
     if (settings_.ref_audio.empty())
-      throw Error("gpt-sovits: ref-audio is required (the reference WAV's path on the GPT-SoVITS server)");
+      throw Error(
+          "gpt-sovits: ref-audio is required (the reference WAV's path on the GPT-SoVITS server)");
   }
 
  protected:
@@ -131,12 +135,14 @@ class GptSovitsEngine : public HttpEngine {
 // reference audio, zero-shot cloning uploads it; otherwise a built-in speaker.
 class CosyVoiceEngine : public HttpEngine {
  public:
-  explicit CosyVoiceEngine(const EngineSettings &s) : HttpEngine("cosyvoice", s, "http://127.0.0.1:50000") {
+  explicit CosyVoiceEngine(const EngineSettings &s)
+      : HttpEngine("cosyvoice", s, "http://127.0.0.1:50000") {
     if (!settings_.ref_audio.empty()) {
       std::ifstream in(settings_.ref_audio, std::ios::binary);
       if (!in) throw Error("cosyvoice: cannot read ref-audio '" + settings_.ref_audio + "'");
       prompt_wav_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      if (prompt_wav_.empty()) throw Error("cosyvoice: ref-audio '" + settings_.ref_audio + "' is empty");
+      if (prompt_wav_.empty())
+        throw Error("cosyvoice: ref-audio '" + settings_.ref_audio + "' is empty");
     }
   }
 

@@ -8,9 +8,13 @@
 namespace talker::tts {
 
 Speaker::Speaker(SpeakerOptions options, FailureHandler on_failure)
-    : options_(options), on_failure_(std::move(on_failure)), stream_chunker_(options.min_chunk_chars) {}
+    : options_(options),
+      on_failure_(std::move(on_failure)),
+      stream_chunker_(options.min_chunk_chars) {}
 
-Speaker::~Speaker() { stop(); }
+Speaker::~Speaker() {
+  stop();
+}
 
 void Speaker::start(std::unique_ptr<Engine> engine) {
   if (thread_.joinable()) stop();  // text queued while stopped stays queued
@@ -252,9 +256,18 @@ void Speaker::synthesis_loop() {
       failure = e.what();
     }
 
+    // Report before the sentence counts as done, so that a render cannot
+    // reach its end (EOS) before the warning or the callback.
+    lock.lock();
+    bool current = generation == generation_;
+    SentenceHandler on_synthesized = on_synthesized_;
+    lock.unlock();
+    if (current && !failure.empty() && on_failure_) on_failure_(*sentence, failure);
+    if (current && failure.empty() && on_synthesized) on_synthesized(*sentence);
+
     lock.lock();
     synthesizing_ = false;
-    const bool current = generation == generation_;
+    current = generation == generation_;
     if (current) {
       entry->done = true;
       if (!failure.empty()) {
@@ -264,11 +277,6 @@ void Speaker::synthesis_loop() {
       }
     }
     frame_cv_.notify_all();
-    SentenceHandler on_synthesized = on_synthesized_;
-    lock.unlock();
-    if (current && !failure.empty() && on_failure_) on_failure_(*sentence, failure);
-    if (current && failure.empty() && on_synthesized) on_synthesized(*sentence);
-    lock.lock();
   }
 }
 
