@@ -6,6 +6,7 @@
 
 #include <gst/gst.h>
 
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -64,6 +65,22 @@ class TalkerRun {
   bool pump(GstClockTime timeout) {
     bool popped;
     return handle_one(timeout, popped);
+  }
+
+  // Handles bus messages for `duration` of wall time, or until `done()`;
+  // false on EOS or error.
+  bool pump_for(GstClockTime duration, const std::function<bool()> &done = {}) {
+    const gint64 end = g_get_monotonic_time() + gint64(duration / 1000);
+    while (g_get_monotonic_time() < end && !(done && done()))
+      if (!pump(5 * GST_MSECOND)) return false;
+    return true;
+  }
+
+  // The say action signal; returns the utterance id.
+  guint64 say(const std::string &text) {
+    guint64 id = 0;
+    g_signal_emit_by_name(tts_.get(), "say", text.c_str(), &id);
+    return id;
   }
 
   // Handles what is on the bus now.

@@ -145,18 +145,13 @@ TEST_CASE("live: 30 s of continuous audio at clock pace across several say calls
                       {12.5, "Queued behind it, this one waits its turn."},
                       {22.0, "And a last word before the end."}};
   const gint64 t0 = g_get_monotonic_time();
-  size_t cue = 0;
   std::vector<guint64> utterances;
-  while (g_get_monotonic_time() - t0 < gint64(30) * 1000000) {
-    const double now_s = double(g_get_monotonic_time() - t0) / 1e6;
-    if (cue < std::size(cues) && now_s >= cues[cue].at_s) {
-      guint64 id = 0;
-      g_signal_emit_by_name(run.tts(), "say", cues[cue].text, &id);
-      utterances.push_back(id);
-      ++cue;
-    }
-    REQUIRE(run.pump(10 * GST_MSECOND));
+  for (const auto &cue : cues) {
+    const gint64 due = t0 + gint64(cue.at_s * 1e6);
+    REQUIRE(run.pump_for(30 * GST_SECOND, [&] { return g_get_monotonic_time() >= due; }));
+    utterances.push_back(run.say(cue.text));
   }
+  REQUIRE(run.pump_for(GstClockTime(t0 + 30000000 - g_get_monotonic_time()) * 1000));
   const GstClockTime stopped_at = run.running_time();
   gst_element_set_state(run.pipeline(), GST_STATE_NULL);
   run.drain();
@@ -203,21 +198,15 @@ TEST_CASE("live: 30 s of continuous audio at clock pace across several say calls
 TEST_CASE("live: interrupt brings silence within one buffer", "[talkertts][live]") {
   TalkerRun run("talkertts name=tts ! fakesink sync=true");
   gst_element_set_state(run.pipeline(), GST_STATE_PLAYING);
-  guint64 utterance = 0;
-  g_signal_emit_by_name(run.tts(), "say",
-                        "This first sentence is long enough to be cut in the middle of it. "
-                        "The second sentence must never be heard. Nor the third one.",
-                        &utterance);
-  const gint64 t0 = g_get_monotonic_time();
-  while (run.messages.empty() && g_get_monotonic_time() - t0 < 5000000)
-    REQUIRE(run.pump(5 * GST_MSECOND));
+  run.say(
+      "This first sentence is long enough to be cut in the middle of it. "
+      "The second sentence must never be heard. Nor the third one.");
+  REQUIRE(run.pump_for(5 * GST_SECOND, [&] { return !run.messages.empty(); }));
   REQUIRE(run.messages.size() == 1);
-  const gint64 t1 = g_get_monotonic_time();
-  while (g_get_monotonic_time() - t1 < 1000000) REQUIRE(run.pump(5 * GST_MSECOND));
+  REQUIRE(run.pump_for(GST_SECOND));
   const GstClockTime interrupted_at = run.running_time();
   g_signal_emit_by_name(run.tts(), "interrupt");
-  const gint64 t2 = g_get_monotonic_time();
-  while (g_get_monotonic_time() - t2 < 1500000) REQUIRE(run.pump(5 * GST_MSECOND));
+  REQUIRE(run.pump_for(1500 * GST_MSECOND));
   gst_element_set_state(run.pipeline(), GST_STATE_NULL);
 
   const auto buffers = run.take_buffers();

@@ -248,10 +248,8 @@ TEST_CASE("live: an unreachable or silent server leaves a stream of silence", "[
     TalkerRun run("talkertts name=tts engine=openai timeout=1 server=" + url +
                   " ! fakesink sync=true");
     gst_element_set_state(run.pipeline(), GST_STATE_PLAYING);
-    guint64 utterance = 0;
-    g_signal_emit_by_name(run.tts(), "say", "Is anybody there?", &utterance);
-    const gint64 t0 = g_get_monotonic_time();
-    while (g_get_monotonic_time() - t0 < 3000000) REQUIRE(run.pump(10 * GST_MSECOND));
+    run.say("Is anybody there?");
+    REQUIRE(run.pump_for(3 * GST_SECOND));
     gst_element_set_state(run.pipeline(), GST_STATE_NULL);
     run.drain();
     REQUIRE(run.warnings.size() == 1);
@@ -284,21 +282,15 @@ TEST_CASE("live: the first sentence plays before the last one is synthesized", "
   TalkerRun run("talkertts name=tts engine=gpt-sovits ref-audio=/ref.wav server=" + server.url() +
                 " ! fakesink sync=true");
   gst_element_set_state(run.pipeline(), GST_STATE_PLAYING);
-  guint64 utterance = 0;
-  g_signal_emit_by_name(run.tts(), "say",
-                        "Here is the first sentence. Then a second one follows. The last one "
-                        "comes at the end.",
-                        &utterance);
+  run.say("Here is the first sentence. Then a second one follows. The last one comes at the end.");
   gint64 first_started_at = 0;
-  const gint64 t0 = g_get_monotonic_time();
-  while (g_get_monotonic_time() - t0 < 12000000) {
-    REQUIRE(run.pump(5 * GST_MSECOND));
+  REQUIRE(run.pump_for(12 * GST_SECOND, [&] {
     if (!first_started && !run.messages.empty()) {
       first_started_at = g_get_monotonic_time();
       first_started = true;
     }
-    if (run.messages.size() == 6) break;
-  }
+    return run.messages.size() == 6;
+  }));
   gst_element_set_state(run.pipeline(), GST_STATE_NULL);
   run.drain();
   REQUIRE(first_started_at != 0);
