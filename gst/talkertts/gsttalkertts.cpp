@@ -441,6 +441,11 @@ static void set_string(std::string &field, const GValue *value) {
   field = s ? s : "";
 }
 
+// Unset strings read back as NULL, as gst-inspect shows their default.
+static void get_string(GValue *value, const std::string &field) {
+  g_value_set_string(value, field.empty() ? nullptr : field.c_str());
+}
+
 static void talker_tts_set_property(GObject *object, guint prop_id, const GValue *value,
                                     GParamSpec *pspec) {
   auto *self = GST_TALKER_TTS(object);
@@ -527,7 +532,7 @@ static void talker_tts_get_property(GObject *object, guint prop_id, GValue *valu
       g_value_set_enum(value, int(s.engine));
       break;
     case PROP_VOICE:
-      g_value_set_string(value, e.voice.empty() ? nullptr : e.voice.c_str());
+      get_string(value, e.voice);
       break;
     case PROP_RATE:
       g_value_set_int(value, e.rate);
@@ -536,25 +541,25 @@ static void talker_tts_get_property(GObject *object, guint prop_id, GValue *valu
       g_value_set_int(value, e.pitch);
       break;
     case PROP_SERVER:
-      g_value_set_string(value, e.server.empty() ? nullptr : e.server.c_str());
+      get_string(value, e.server);
       break;
     case PROP_MODEL:
-      g_value_set_string(value, e.model.empty() ? nullptr : e.model.c_str());
+      get_string(value, e.model);
       break;
     case PROP_API_KEY:
-      g_value_set_string(value, e.api_key.empty() ? nullptr : e.api_key.c_str());
+      get_string(value, e.api_key);
       break;
     case PROP_RESPONSE_FORMAT:
       g_value_set_enum(value, int(e.response_format));
       break;
     case PROP_REF_AUDIO:
-      g_value_set_string(value, e.ref_audio.empty() ? nullptr : e.ref_audio.c_str());
+      get_string(value, e.ref_audio);
       break;
     case PROP_REF_TEXT:
-      g_value_set_string(value, e.ref_text.empty() ? nullptr : e.ref_text.c_str());
+      get_string(value, e.ref_text);
       break;
     case PROP_LANGUAGE:
-      g_value_set_string(value, e.language.empty() ? nullptr : e.language.c_str());
+      get_string(value, e.language);
       break;
     case PROP_SERVER_RATE:
       g_value_set_int(value, e.server_rate);

@@ -155,8 +155,7 @@ void PcmStreamDecoder::decode_samples(const uint8_t *data, size_t n, std::vector
   pending_.erase(pending_.begin(), pending_.begin() + long(frames * frame_bytes));
   resampled_.clear();
   resampler_->process(mono_.data(), mono_.size(), resampled_);
-  for (float v : resampled_)
-    out.push_back(int16_t(std::lround(std::clamp(v * 32768.f, -32768.f, 32767.f))));
+  append_s16(resampled_, out);
 }
 
 void PcmStreamDecoder::finish(std::vector<int16_t> &out) {
@@ -170,8 +169,7 @@ void PcmStreamDecoder::finish(std::vector<int16_t> &out) {
                 " bytes before the end of its data chunk");
   resampled_.clear();
   resampler_->flush(resampled_);
-  for (float v : resampled_)
-    out.push_back(int16_t(std::lround(std::clamp(v * 32768.f, -32768.f, 32767.f))));
+  append_s16(resampled_, out);
 }
 
 }  // namespace talker::audio

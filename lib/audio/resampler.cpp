@@ -116,6 +116,12 @@ void Resampler::flush(std::vector<float> &out) {
   history_.resize(history_.size() - size_t(taps_half_ + 1));
 }
 
+void append_s16(const std::vector<float> &in, std::vector<int16_t> &out) {
+  out.reserve(out.size() + in.size());
+  for (float v : in)
+    out.push_back(int16_t(std::lround(std::clamp(v * 32768.f, -32768.f, 32767.f))));
+}
+
 std::vector<float> resample(const std::vector<float> &in, int in_rate, int out_rate) {
   Resampler r(in_rate, out_rate);
   std::vector<float> out;

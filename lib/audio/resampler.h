@@ -37,6 +37,9 @@ class Resampler {
   bool passthrough_ = false;
 };
 
+// Appends `in` (full scale ±1) to `out` as S16, rounded and clipped.
+void append_s16(const std::vector<float> &in, std::vector<int16_t> &out);
+
 // Whole-buffer conversion, for tests and one-shot use.
 std::vector<float> resample(const std::vector<float> &in, int in_rate, int out_rate);
 

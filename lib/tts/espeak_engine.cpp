@@ -40,11 +40,8 @@ struct SynthCall {
 };
 
 void deliver(SynthCall &call) {
-  call.pcm.resize(call.out.size());
-  for (size_t i = 0; i < call.out.size(); ++i) {
-    const float v = std::max(-1.f, std::min(1.f, call.out[i])) * 32767.f;
-    call.pcm[i] = int16_t(v < 0 ? v - 0.5f : v + 0.5f);
-  }
+  call.pcm.clear();
+  audio::append_s16(call.out, call.pcm);
   call.out.clear();
   if (!call.pcm.empty() && !(*call.sink)(call.pcm.data(), call.pcm.size())) call.stopped = true;
 }
