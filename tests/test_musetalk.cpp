@@ -47,7 +47,10 @@ int64_t parameter_count(torch::nn::Module &m) {
 TEST_CASE("MuseTalk positional encoding") {
   const auto &in = tensors("unet_small/inputs.safetensors");
   const auto &ex = tensors("unet_small/expected.safetensors");
-  CHECK(max_abs_diff(nn::musetalk_positional_table(50, 384), ex.at("pe_table_first50")) < 1e-6);
+  // The manifest's bound for audio_feature_pe (1e-5) covers its table: float32 sin/cos of
+  // arguments up to 49, where one ulp of the argument is 3.8e-6, differ by that much between
+  // libm and torch's vectorised kernels.
+  CHECK(max_abs_diff(nn::musetalk_positional_table(50, 384), ex.at("pe_table_first50")) < 1e-5);
   CHECK(max_abs_diff(nn::musetalk_positional_encoding(in.at("audio_feature_raw")),
                      ex.at("audio_feature_pe")) < 1e-5);
 }
@@ -66,8 +69,13 @@ TEST_CASE("UNet matches diffusers") {
     double d = max_abs_diff(out, ref);
     INFO(which << ": max abs diff " << d);
     CHECK(d < 1e-4);
-    // The general timestep path agrees with the cached timestep-0 one.
-    CHECK(max_abs_diff(unet->forward_timesteps(latents, in.at("timesteps"), ctx), out) < 1e-6);
+    // The general timestep path matches diffusers too. Both paths are held to the manifest's
+    // bound against the reference, not to each other at a tighter one: they sum the timestep
+    // embedding in a different order, and how far that moves the output depends on the BLAS
+    // kernels (3.2e-6 with OpenBLAS's Haswell kernels, 0 with others).
+    double general = max_abs_diff(unet->forward_timesteps(latents, in.at("timesteps"), ctx), ref);
+    INFO(which << ": general timestep path, max abs diff " << general);
+    CHECK(general < 1e-4);
   }
 }
 
