@@ -56,7 +56,7 @@ GstBuffer *face_buffer(int face, gint64 avatar_frame, bool speaking, GstClockTim
   GST_BUFFER_PTS(b) = pts;
   GST_BUFFER_DURATION(b) = kFrame;
   if (!speaking) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_GAP);
-  if (with_meta) talker_buffer_add_face_meta(b, avatar_frame, speaking);
+  if (with_meta) talker_buffer_add_face_meta(b, avatar_frame, speaking, speaking);
   return b;
 }
 

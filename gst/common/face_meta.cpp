@@ -18,6 +18,7 @@ static gboolean face_meta_init(GstMeta *meta, gpointer, GstBuffer *) {
   auto *m = reinterpret_cast<TalkerFaceMeta *>(meta);
   m->avatar_frame = -1;
   m->speaking = FALSE;
+  m->generated = FALSE;
   return TRUE;
 }
 
@@ -26,7 +27,7 @@ static gboolean face_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuffer *,
   // The meta describes the whole frame, so it survives copies and conversions.
   auto *m = reinterpret_cast<TalkerFaceMeta *>(meta);
   (void)type;
-  return talker_buffer_add_face_meta(dest, m->avatar_frame, m->speaking) != nullptr;
+  return talker_buffer_add_face_meta(dest, m->avatar_frame, m->speaking, m->generated) != nullptr;
 }
 
 const GstMetaInfo *talker_face_meta_get_info(void) {
@@ -42,12 +43,13 @@ const GstMetaInfo *talker_face_meta_get_info(void) {
 }
 
 TalkerFaceMeta *talker_buffer_add_face_meta(GstBuffer *buffer, gint64 avatar_frame,
-                                            gboolean speaking) {
+                                            gboolean speaking, gboolean generated) {
   auto *m = reinterpret_cast<TalkerFaceMeta *>(
       gst_buffer_add_meta(buffer, talker_face_meta_get_info(), nullptr));
   if (m) {
     m->avatar_frame = avatar_frame;
     m->speaking = speaking;
+    m->generated = generated;
   }
   return m;
 }

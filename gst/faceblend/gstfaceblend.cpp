@@ -48,7 +48,7 @@ struct FaceBlendState {
   int level = 0;      // 0 idle … 255 speaking: the face's weight during cross-fades
   cv::Mat last_face;  // the last generated face, for fading out
   bool blend_pending = false;
-  bool speaking_now = false;
+  bool fresh_face = false;  // this frame brings a newly generated face
   gint64 frame_index = 0;
 };
 
@@ -151,7 +151,9 @@ static GstFlowReturn face_blend_prepare_output_buffer(GstBaseTransform *trans, G
     return GST_FLOW_ERROR;
   }
   st.frame_index = meta->avatar_frame;
-  st.speaking_now = meta->speaking;
+  // A speaking frame without a face was skipped upstream (inference could
+  // not keep up): the last generated face is held.
+  st.fresh_face = meta->speaking && meta->generated;
   // Cross-fade: the face's weight moves by one frame's share of transition-ms.
   int step = 255;
   if (st.active.transition_ms > 0 && GST_BUFFER_DURATION_IS_VALID(inbuf))
@@ -159,7 +161,7 @@ static GstFlowReturn face_blend_prepare_output_buffer(GstBaseTransform *trans, G
                                                       st.active.transition_ms * GST_MSECOND)));
   st.level = meta->speaking ? std::min(255, st.level + step) : std::max(0, st.level - step);
   if (!meta->speaking && st.level == 0) st.last_face.release();
-  st.blend_pending = st.level > 0 && (meta->speaking || !st.last_face.empty());
+  st.blend_pending = st.level > 0 && (st.fresh_face || !st.last_face.empty());
 
   const cv::Mat &frame = st.avatar->frames[size_t(st.frame_index)];
   const gsize size = GST_VIDEO_INFO_SIZE(&st.out_info);
@@ -192,7 +194,7 @@ static GstFlowReturn face_blend_transform(GstBaseTransform *trans, GstBuffer *in
   cv::Mat dst(frame.rows, frame.cols, CV_8UC3, GST_VIDEO_FRAME_PLANE_DATA(&out, 0),
               GST_VIDEO_FRAME_PLANE_STRIDE(&out, 0));
   frame.copyTo(dst);
-  if (st.speaking_now) {
+  if (st.fresh_face) {
     GstVideoFrame in;
     if (!gst_video_frame_map(&in, &st.in_info, inbuf, GST_MAP_READ)) {
       gst_video_frame_unmap(&out);

@@ -17,9 +17,11 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +49,8 @@ struct Settings {
   guint batch_size = 4;
   std::string device = "cpu";
   DType dtype = DType::Float32;
+  bool qos = true;
+  guint inference_latency_ms = 0;  // 0: measured when the models load
 };
 
 talker::SharedCache<nn::MuseTalkModel> &model_cache() {
@@ -64,6 +68,10 @@ struct Item {
   GstEvent *event = nullptr;    // owned
   torch::Tensor features;       // [tokens, width]; undefined for GAP frames
   gint64 avatar_frame = 0;
+  GstClockTime running_time = GST_CLOCK_TIME_NONE;  // of the buffer's PTS
+  // Speech whose features whisperfeat could not compute in time (DROPPABLE):
+  // no model run, the last face is held.
+  bool unencoded = false;
   bool gap() const { return !features.defined(); }
   void release() {
     if (buffer) gst_buffer_unref(buffer);
@@ -89,9 +97,26 @@ struct LipSyncState {
   GstFlowReturn src_result = GST_FLOW_FLUSHING;
   gint64 frames_in = 0;
   int fps_num = 25, fps_den = 1;
-  GstClockTime batch_inference = 0;  // measured, longest recent batch
-  GstClockTime reported_inference = 0;
+  GstSegment segment;  // the input segment, for running times (streaming thread)
+  // Inference cost per frame: a running average of recent batches' time
+  // over their size (warm_cost: the warm-up's). While frames are skipped it
+  // decays towards warm_cost, so a slow spell does not stop generation for good.
+  GstClockTime frame_cost = 0, warm_cost = 0;
+  // What the latency query reports for inference. Fixed once the models are
+  // loaded so that the pipeline latency never creeps during a run.
+  GstClockTime inference_budget = 0;
+  // Live pipelines: the latency the sinks apply (LATENCY event) and whether
+  // upstream is live. Together they give every frame a deadline.
+  GstClockTime pipeline_latency = GST_CLOCK_TIME_NONE;
+  bool upstream_live = false;
+  // Counters for the stats property and QoS messages.
+  guint64 generated = 0, skipped = 0, idle = 0;
+  GstClockTimeDiff worst_lateness = 0;  // of a generated frame against its deadline
 };
+
+// Time budget left before frames must leave for the sink: the share of a
+// frame kept for faceblend and what follows it.
+constexpr GstClockTime kDownstreamMargin = 10 * GST_MSECOND;
 
 }  // namespace
 
@@ -113,7 +138,10 @@ enum {
   PROP_VAE,
   PROP_BATCH_SIZE,
   PROP_DEVICE,
-  PROP_DTYPE
+  PROP_DTYPE,
+  PROP_QOS,
+  PROP_INFERENCE_LATENCY_MS,
+  PROP_STATS,
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
@@ -199,7 +227,12 @@ static bool load(GstMuseTalkLipSync *self) {
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
             .count();
     std::lock_guard<std::mutex> l(st.lock);
-    st.batch_inference = st.reported_inference = GstClockTime(one) * s.batch_size;
+    st.frame_cost = st.warm_cost = GstClockTime(one);
+    // Auto: a full batch at the warm-up cost with a quarter's headroom.
+    st.inference_budget = s.inference_latency_ms ? s.inference_latency_ms * GST_MSECOND
+                                                 : GstClockTime(one) * s.batch_size * 5 / 4;
+    GST_INFO_OBJECT(self, "one frame in %.1f ms; inference latency %" GST_TIME_FORMAT, one / 1e6,
+                    GST_TIME_ARGS(st.inference_budget));
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the MuseTalk models or avatar"),
                       ("%s", e.what()));
@@ -221,16 +254,51 @@ static size_t leading_buffers(const LipSyncState &st) {
   return n;
 }
 
-// Work is ready: an event at the front, idle frames at the front (they need
-// no model), a full batch, or a partial batch that an event (EOS) closes.
-static bool work_ready(const LipSyncState &st, size_t batch) {
-  if (st.queue.empty()) return false;
-  if (st.queue.front().event || st.queue.front().gap()) return true;
-  size_t n = leading_buffers(st);
-  return n >= batch || n < st.queue.size();
+// What `frames` frames are expected to cost, with a quarter's headroom: a
+// batch that overruns its estimate would deliver late.
+static GstClockTime expected_cost(const LipSyncState &st, size_t frames) {
+  return st.frame_cost * frames * 5 / 4;
 }
 
-static GstBuffer *make_output(LipSyncState &st, const Item &in, const uint8_t *face) {
+static bool deadlines_active(const LipSyncState &st) {
+  return st.active.qos && st.upstream_live && GST_CLOCK_TIME_IS_VALID(st.pipeline_latency);
+}
+
+// The clock time a frame must leave by: when the sink renders it, less what
+// faceblend and the rest need. NONE when the frame has no deadline.
+static GstClockTime deadline_of(const LipSyncState &st, const Item &it, GstClockTime base) {
+  if (!GST_CLOCK_TIME_IS_VALID(it.running_time)) return GST_CLOCK_TIME_NONE;
+  const GstClockTime t = base + it.running_time + st.pipeline_latency;
+  return t > kDownstreamMargin ? t - kDownstreamMargin : 0;
+}
+
+struct ClockNow {
+  GstClockTime now = GST_CLOCK_TIME_NONE, base = 0;
+  bool valid() const { return GST_CLOCK_TIME_IS_VALID(now); }
+};
+static ClockNow clock_now(GstMuseTalkLipSync *self) {
+  ClockNow c;
+  if (GstClock *clock = gst_element_get_clock(GST_ELEMENT(self))) {
+    c.now = gst_clock_get_time(clock);
+    c.base = gst_element_get_base_time(GST_ELEMENT(self));
+    gst_object_unref(clock);
+  }
+  return c;
+}
+
+// How long the loop may still wait for a batch to fill before the first
+// queued frame could no longer be generated in time; 0: run now. Only for
+// live pipelines with deadlines.
+static GstClockTimeDiff batch_slack(GstMuseTalkLipSync *self, const LipSyncState &st,
+                                    size_t batch) {
+  const ClockNow c = clock_now(self);
+  const GstClockTime deadline = deadline_of(st, st.queue.front(), c.base);
+  if (!c.valid() || !GST_CLOCK_TIME_IS_VALID(deadline)) return G_MAXINT64;
+  return GST_CLOCK_DIFF(c.now + expected_cost(st, batch), deadline);
+}
+
+static GstBuffer *make_output(LipSyncState &st, const Item &in, const uint8_t *face,
+                              bool speaking) {
   const gsize size = gsize(st.out_width) * st.out_height * 3;
   GstBuffer *out = gst_buffer_new_allocate(nullptr, size, nullptr);
   GstMapInfo map;
@@ -247,38 +315,213 @@ static GstBuffer *make_output(LipSyncState &st, const Item &in, const uint8_t *f
     GST_BUFFER_FLAG_UNSET(out, GST_BUFFER_FLAG_GAP);
   else
     GST_BUFFER_FLAG_SET(out, GST_BUFFER_FLAG_GAP);
-  talker_buffer_add_face_meta(out, in.avatar_frame, face != nullptr);
+  talker_buffer_add_face_meta(out, in.avatar_frame, speaking, face != nullptr);
   return out;
+}
+
+// Skipped frames: reported like a sink reports late buffers, with the
+// running counts of generated and skipped frames.
+static void post_skipped(GstMuseTalkLipSync *self, const Item &first, size_t count,
+                         GstClockTimeDiff lateness) {
+  auto &st = state_of(self);
+  guint64 generated, skipped;
+  {
+    std::lock_guard<std::mutex> l(st.lock);
+    generated = st.generated;
+    skipped = st.skipped;
+  }
+  const GstClockTime pts = GST_BUFFER_PTS(first.buffer);
+  GstMessage *msg =
+      gst_message_new_qos(GST_OBJECT(self), TRUE, first.running_time,
+                          gst_segment_to_stream_time(&st.segment, GST_FORMAT_TIME, pts), pts,
+                          GST_BUFFER_DURATION(first.buffer) * count);
+  // Proportion and quality: the share of speaking frames generated so far.
+  const double fraction = generated + skipped ? double(generated) / (generated + skipped) : 1.0;
+  gst_message_set_qos_values(msg, lateness, fraction, int(fraction * 1000000));
+  gst_message_set_qos_stats(msg, GST_FORMAT_BUFFERS, generated, skipped);
+  gst_element_post_message(GST_ELEMENT(self), msg);
+}
+
+static GstFlowReturn push_outputs(GstMuseTalkLipSync *self, std::vector<Item> &items,
+                                  const torch::Tensor &faces, bool skipped) {
+  auto &st = state_of(self);
+  GstFlowReturn ret = GST_FLOW_OK;
+  size_t k = 0;
+  for (auto &it : items) {
+    const uint8_t *face = nullptr;
+    if (!it.gap() && !skipped) face = faces[int64_t(k++)].data_ptr<uint8_t>();
+    GstBuffer *out = make_output(st, it, face, !it.gap());
+    it.release();
+    if (ret == GST_FLOW_OK)
+      ret = gst_pad_push(self->srcpad, out);
+    else
+      gst_buffer_unref(out);
+  }
+  return ret;
+}
+
+static void pause_with(GstMuseTalkLipSync *self, GstFlowReturn ret) {
+  auto &st = state_of(self);
+  std::lock_guard<std::mutex> l(st.lock);
+  st.src_result = ret;
+  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) GST_ELEMENT_FLOW_ERROR(self, ret);
+  gst_pad_pause_task(self->srcpad);
+}
+
+// Takes the next piece of work off the queue: an event, a run of idle frames,
+// a batch of speech frames, or (live) speech frames that can no longer make
+// their deadline. Waits while a batch may still fill. Empty when flushing.
+enum class Work { None, Event, Idle, Batch, Skip };
+static Work take_work(GstMuseTalkLipSync *self, std::vector<Item> &work,
+                      GstClockTimeDiff *lateness) {
+  auto &st = state_of(self);
+  const size_t batch = st.active.batch_size;
+  std::unique_lock<std::mutex> l(st.lock);
+  for (;;) {
+    if (st.flushing) return Work::None;
+    if (!st.queue.empty() &&
+        (st.queue.front().event || st.queue.front().gap() || st.queue.front().unencoded))
+      break;
+    const size_t n = leading_buffers(st);
+    // A full batch, or a partial one that an event or idle frame closes.
+    if (n >= batch || (n > 0 && n < st.queue.size())) break;
+    if (n > 0 && deadlines_active(st)) {
+      const GstClockTimeDiff slack = batch_slack(self, st, batch);
+      if (slack <= 0) break;
+      st.cond.wait_for(l, std::chrono::nanoseconds(std::min<GstClockTimeDiff>(slack, GST_SECOND)));
+      continue;
+    }
+    st.cond.wait(l);
+  }
+  Work kind;
+  auto take = [&] {
+    work.push_back(st.queue.front());
+    st.queue.pop_front();
+  };
+  if (st.queue.front().event) {
+    take();
+    kind = Work::Event;
+  } else if (st.queue.front().gap()) {
+    while (work.size() < batch && !st.queue.empty() && st.queue.front().buffer &&
+           st.queue.front().gap())
+      take();
+    kind = Work::Idle;
+  } else {
+    size_t limit = batch;
+    kind = Work::Batch;
+    auto unencoded = [&] {
+      return !st.queue.empty() && st.queue.front().buffer && st.queue.front().unencoded;
+    };
+    while (unencoded()) take();
+    if (!work.empty()) {
+      kind = Work::Skip;
+    } else if (deadlines_active(st)) {
+      const ClockNow c = clock_now(self);
+      if (c.valid()) {
+        // Frames that would be late even alone are skipped: the timeline
+        // never waits for the model.
+        auto deadline = [&] { return deadline_of(st, st.queue.front(), c.base); };
+        const GstClockTime one = expected_cost(st, 1);
+        while (!st.queue.empty() && st.queue.front().buffer && !st.queue.front().gap() &&
+               (unencoded() || (GST_CLOCK_TIME_IS_VALID(deadline()) && c.now + one > deadline()))) {
+          if (GST_CLOCK_TIME_IS_VALID(deadline()))
+            *lateness = std::max(*lateness, GST_CLOCK_DIFF(deadline(), c.now + one));
+          take();
+        }
+        if (!work.empty()) {
+          kind = Work::Skip;
+          // Try again sooner next time: the estimate may be stale.
+          st.frame_cost = std::max(st.warm_cost, st.frame_cost * 7 / 8);
+        } else if (GST_CLOCK_TIME_IS_VALID(deadline()) && one > 0) {
+          // As many as fit before the first frame's deadline.
+          limit = std::clamp<size_t>((deadline() - c.now) / one, 1, batch);
+        }
+      }
+    }
+    while (kind == Work::Batch && work.size() < limit && !st.queue.empty() &&
+           st.queue.front().buffer && !st.queue.front().gap() && !unencoded())
+      take();
+  }
+  if (kind == Work::Idle) st.idle += work.size();
+  if (kind == Work::Skip) st.skipped += work.size();
+  st.cond.notify_all();  // room in the queue for the streaming thread
+  return kind;
+}
+
+// Live: while a batch is inferred on another thread, frames whose deadline
+// comes first leave without a face (faceblend holds the last one), in order:
+// the batch's own, then queued ones behind it. A batch that overruns its
+// estimate then costs faces, never time. `next`: the batch's first frame not
+// yet pushed.
+static GstFlowReturn keep_time_while_inferring(GstMuseTalkLipSync *self,
+                                               std::future<torch::Tensor> &result,
+                                               std::vector<Item> &work, size_t &next) {
+  auto &st = state_of(self);
+  using namespace std::chrono;
+  while (result.wait_for(seconds(0)) != std::future_status::ready) {
+    const ClockNow c = clock_now(self);
+    GstClockTime deadline = GST_CLOCK_TIME_NONE;
+    {
+      std::lock_guard<std::mutex> l(st.lock);
+      if (!deadlines_active(st) || !c.valid() || st.flushing) break;
+      if (next < work.size())
+        deadline = deadline_of(st, work[next], c.base);
+      else if (!st.queue.empty() && st.queue.front().buffer)
+        deadline = deadline_of(st, st.queue.front(), c.base);
+    }
+    if (!GST_CLOCK_TIME_IS_VALID(deadline)) {
+      result.wait_for(milliseconds(5));  // nothing due yet: look again for new frames
+      continue;
+    }
+    if (c.now < deadline) {
+      result.wait_for(nanoseconds(deadline - c.now));
+      continue;
+    }
+    Item item;
+    bool from_batch = next < work.size();
+    if (from_batch) {
+      item = work[next];
+      work[next].buffer = nullptr;  // owned by `item` now
+      ++next;
+    } else {
+      std::lock_guard<std::mutex> l(st.lock);
+      if (st.queue.empty() || !st.queue.front().buffer) continue;
+      item = st.queue.front();
+      st.queue.pop_front();
+      st.cond.notify_all();
+    }
+    {
+      std::lock_guard<std::mutex> l(st.lock);
+      if (item.gap())
+        ++st.idle;
+      else
+        ++st.skipped;
+    }
+    if (!item.gap()) post_skipped(self, item, 1, GST_CLOCK_DIFF(deadline, c.now));
+    GstBuffer *out = make_output(st, item, nullptr, !item.gap());
+    item.release();
+    GstFlowReturn ret = gst_pad_push(self->srcpad, out);
+    if (ret != GST_FLOW_OK) {
+      result.wait();
+      return ret;
+    }
+  }
+  result.wait();
+  return GST_FLOW_OK;
 }
 
 static void lipsync_loop(gpointer user_data) {
   auto *self = GST_MUSETALK_LIPSYNC(user_data);
   auto &st = state_of(self);
-  const size_t batch = st.active.batch_size;
   std::vector<Item> work;
-  {
-    std::unique_lock<std::mutex> l(st.lock);
-    st.cond.wait(l, [&] { return st.flushing || work_ready(st, batch); });
-    if (st.flushing) {
-      l.unlock();
-      gst_pad_pause_task(self->srcpad);
-      return;
-    }
-    if (st.queue.front().event) {
-      work.push_back(st.queue.front());
-      st.queue.pop_front();
-    } else {
-      const bool idle = st.queue.front().gap();
-      while (work.size() < batch && !st.queue.empty() && st.queue.front().buffer &&
-             (!idle || st.queue.front().gap())) {
-        work.push_back(st.queue.front());
-        st.queue.pop_front();
-      }
-    }
-    st.cond.notify_all();  // room in the queue for the streaming thread
+  GstClockTimeDiff lateness = 0;
+  const Work kind = take_work(self, work, &lateness);
+  if (kind == Work::None) {
+    gst_pad_pause_task(self->srcpad);
+    return;
   }
 
-  if (work.front().event) {
+  if (kind == Work::Event) {
     GstEvent *ev = work.front().event;
     const bool eos = GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
     gst_pad_push_event(self->srcpad, ev);
@@ -290,31 +533,53 @@ static void lipsync_loop(gpointer user_data) {
     return;
   }
 
-  std::vector<const Item *> speech;
-  for (const auto &it : work)
-    if (!it.gap()) speech.push_back(&it);
+  if (kind == Work::Skip) {
+    GST_DEBUG_OBJECT(self, "skipping %zu frames, %" GST_STIME_FORMAT " late", work.size(),
+                     GST_STIME_ARGS(lateness));
+    post_skipped(self, work.front(), work.size(), lateness);
+    GstFlowReturn ret = push_outputs(self, work, {}, true);
+    if (ret != GST_FLOW_OK) pause_with(self, ret);
+    return;
+  }
+
   torch::Tensor faces;
-  if (!speech.empty()) {
+  size_t next = 0;  // work[next..] get the batch's faces
+  if (kind == Work::Batch) {
     try {
+      std::vector<const Item *> speech;
+      for (const auto &it : work) speech.push_back(&it);
       auto t0 = std::chrono::steady_clock::now();
-      faces = infer(st, speech);
+      bool live;
+      {
+        std::lock_guard<std::mutex> l(st.lock);
+        live = deadlines_active(st);
+      }
+      if (live) {
+        auto result = std::async(std::launch::async, [&] { return infer(st, speech); });
+        GstFlowReturn ret = keep_time_while_inferring(self, result, work, next);
+        faces = result.get();
+        if (ret != GST_FLOW_OK) {
+          for (auto &it : work) it.release();
+          pause_with(self, ret);
+          return;
+        }
+      } else {
+        faces = infer(st, speech);
+      }
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                     std::chrono::steady_clock::now() - t0)
                     .count();
-      GST_DEBUG_OBJECT(self, "batch of %zu speaking frames in %.1f ms", speech.size(), ns / 1e6);
-      bool post_latency = false;
-      {
-        std::lock_guard<std::mutex> l(st.lock);
-        // Track the slowest recent batch; a slower one than the latency
-        // reported so far makes the pipeline ask again.
-        st.batch_inference = std::max<GstClockTime>(GstClockTime(ns), st.batch_inference * 15 / 16);
-        if (st.batch_inference > st.reported_inference + 10 * GST_MSECOND) {
-          st.reported_inference = st.batch_inference;
-          post_latency = true;
-        }
+      GST_DEBUG_OBJECT(self, "batch of %zu speaking frames in %.1f ms, %zu of them too late",
+                       speech.size(), ns / 1e6, next);
+      const ClockNow c = clock_now(self);
+      std::lock_guard<std::mutex> l(st.lock);
+      st.generated += work.size() - next;
+      st.frame_cost = (st.frame_cost * 3 + GstClockTime(ns) / work.size()) / 4;
+      if (deadlines_active(st) && c.valid() && next < work.size()) {
+        const GstClockTime deadline = deadline_of(st, work[next], c.base);
+        if (GST_CLOCK_TIME_IS_VALID(deadline))
+          st.worst_lateness = std::max(st.worst_lateness, GST_CLOCK_DIFF(deadline, c.now));
       }
-      if (post_latency)
-        gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
     } catch (const std::exception &e) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED, ("MuseTalk inference failed"), ("%s", e.what()));
       for (auto &it : work) it.release();
@@ -324,25 +589,9 @@ static void lipsync_loop(gpointer user_data) {
       return;
     }
   }
-
-  GstFlowReturn ret = GST_FLOW_OK;
-  size_t k = 0;
-  for (auto &it : work) {
-    const uint8_t *face = nullptr;
-    if (!it.gap()) face = faces[int64_t(k++)].data_ptr<uint8_t>();
-    GstBuffer *out = make_output(st, it, face);
-    it.release();
-    if (ret == GST_FLOW_OK)
-      ret = gst_pad_push(self->srcpad, out);
-    else
-      gst_buffer_unref(out);
-  }
-  if (ret != GST_FLOW_OK) {
-    std::lock_guard<std::mutex> l(st.lock);
-    st.src_result = ret;
-    if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) GST_ELEMENT_FLOW_ERROR(self, ret);
-    gst_pad_pause_task(self->srcpad);
-  }
+  std::vector<Item> rest(work.begin() + next, work.end());
+  GstFlowReturn ret = push_outputs(self, rest, next ? faces.slice(0, int64_t(next)) : faces, false);
+  if (ret != GST_FLOW_OK) pause_with(self, ret);
 }
 
 static gboolean set_caps(GstMuseTalkLipSync *self, GstCaps *caps) {
@@ -383,7 +632,11 @@ static GstFlowReturn lipsync_chain(GstPad *, GstObject *parent, GstBuffer *buffe
   auto &st = state_of(self);
   Item item;
   item.buffer = buffer;
-  if (!GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_GAP)) {
+  item.unencoded = !GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_GAP) &&
+                   GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DROPPABLE);
+  if (item.unencoded) {
+    item.features = torch::zeros({1});  // speech, but nothing to run the model on
+  } else if (!GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_GAP)) {
     GstMapInfo map;
     if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) {
       gst_buffer_unref(buffer);
@@ -408,9 +661,15 @@ static GstFlowReturn lipsync_chain(GstPad *, GstObject *parent, GstBuffer *buffe
     return ret;
   }
   item.avatar_frame = st.avatar->cycle_index(st.frames_in++);
+  item.running_time =
+      gst_segment_to_running_time(&st.segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
   // Bounded queue: when inference is slower than the input, hold upstream
-  // back instead of growing without limit.
-  const size_t limit = 2 * size_t(st.active.batch_size) + 2;
+  // back instead of growing without limit. Live, frames that cannot make it
+  // are skipped instead, so the queue never holds more than the latency
+  // covers; the bound leaves room for that and never stalls the stream.
+  size_t limit = 2 * size_t(st.active.batch_size) + 2;
+  if (deadlines_active(st) && st.fps_num > 0)
+    limit += 2 * gst_util_uint64_scale(st.pipeline_latency, st.fps_num, GST_SECOND * st.fps_den);
   st.cond.wait(l, [&] { return st.flushing || leading_buffers(st) < limit; });
   if (st.flushing) {
     l.unlock();
@@ -443,6 +702,11 @@ static gboolean lipsync_sink_event(GstPad *pad, GstObject *parent, GstEvent *eve
       gboolean ret = gst_pad_push_event(self->srcpad, event);
       gst_pad_pause_task(self->srcpad);
       return ret;
+    }
+    case GST_EVENT_SEGMENT: {
+      std::lock_guard<std::mutex> l(st.lock);
+      gst_event_copy_segment(event, &st.segment);
+      break;
     }
     case GST_EVENT_FLUSH_STOP: {
       {
@@ -485,9 +749,10 @@ static gboolean lipsync_src_query(GstPad *pad, GstObject *parent, GstQuery *quer
     GstClockTime ours;
     {
       std::lock_guard<std::mutex> l(st.lock);
+      st.upstream_live = live;
       // A frame waits for its batch to fill, then for the batch's inference.
       ours = gst_util_uint64_scale(st.active.batch_size, GST_SECOND * st.fps_den, st.fps_num) +
-             st.reported_inference;
+             st.inference_budget;
     }
     GST_DEBUG_OBJECT(self, "latency %" GST_TIME_FORMAT, GST_TIME_ARGS(ours));
     min += ours;
@@ -496,6 +761,18 @@ static gboolean lipsync_src_query(GstPad *pad, GstObject *parent, GstQuery *quer
     return TRUE;
   }
   return gst_pad_query_default(pad, parent, query);
+}
+
+static gboolean lipsync_src_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  auto &st = state_of(GST_MUSETALK_LIPSYNC(parent));
+  if (GST_EVENT_TYPE(event) == GST_EVENT_LATENCY) {
+    // The latency the sinks render with: with it every frame has a deadline.
+    std::lock_guard<std::mutex> l(st.lock);
+    gst_event_parse_latency(event, &st.pipeline_latency);
+    GST_DEBUG_OBJECT(parent, "pipeline latency %" GST_TIME_FORMAT,
+                     GST_TIME_ARGS(st.pipeline_latency));
+  }
+  return gst_pad_event_default(pad, parent, event);
 }
 
 static gboolean lipsync_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
@@ -509,6 +786,10 @@ static gboolean lipsync_src_activate_mode(GstPad *pad, GstObject *parent, GstPad
       st.flushing = false;
       st.src_result = GST_FLOW_OK;
       st.frames_in = 0;
+      st.generated = st.skipped = st.idle = 0;
+      st.worst_lateness = 0;
+      st.pipeline_latency = GST_CLOCK_TIME_NONE;
+      gst_segment_init(&st.segment, GST_FORMAT_TIME);
     }
     return gst_pad_start_task(pad, lipsync_loop, self, nullptr);
   }
@@ -572,13 +853,34 @@ static void lipsync_set_property(GObject *object, guint id, const GValue *value,
     case PROP_DTYPE:
       s.dtype = DType(g_value_get_enum(value));
       break;
+    case PROP_QOS:
+      s.qos = g_value_get_boolean(value);
+      break;
+    case PROP_INFERENCE_LATENCY_MS:
+      s.inference_latency_ms = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
 }
 
+static GstStructure *make_stats(LipSyncState &st) {
+  std::lock_guard<std::mutex> l(st.lock);
+  const guint64 speech = st.generated + st.skipped;
+  return gst_structure_new(
+      "musetalklipsync-stats", "frames-generated", G_TYPE_UINT64, st.generated, "frames-skipped",
+      G_TYPE_UINT64, st.skipped, "frames-idle", G_TYPE_UINT64, st.idle, "generated-fraction",
+      G_TYPE_DOUBLE, speech ? double(st.generated) / speech : 1.0, "frame-cost-ms", G_TYPE_DOUBLE,
+      st.frame_cost / 1e6, "inference-latency-ms", G_TYPE_DOUBLE, st.inference_budget / 1e6,
+      "worst-lateness-ms", G_TYPE_DOUBLE, st.worst_lateness / 1e6, nullptr);
+}
+
 static void lipsync_get_property(GObject *object, guint id, GValue *value, GParamSpec *pspec) {
   auto &st = state_of(GST_MUSETALK_LIPSYNC(object));
+  if (id == PROP_STATS) {
+    g_value_take_boxed(value, make_stats(st));
+    return;
+  }
   std::lock_guard<std::mutex> l(st.settings_lock);
   const Settings &s = st.settings;
   switch (id) {
@@ -602,6 +904,12 @@ static void lipsync_get_property(GObject *object, guint id, GValue *value, GPara
       break;
     case PROP_DTYPE:
       g_value_set_enum(value, int(s.dtype));
+      break;
+    case PROP_QOS:
+      g_value_set_boolean(value, s.qos);
+      break;
+    case PROP_INFERENCE_LATENCY_MS:
+      g_value_set_uint(value, s.inference_latency_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -657,6 +965,34 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
       gobject_class, PROP_DTYPE,
       g_param_spec_enum("dtype", "Data type", "Model precision; float16 needs a CUDA device",
                         GST_TYPE_MUSETALK_DTYPE, int(DType::Float32), flags));
+  g_object_class_install_property(
+      gobject_class, PROP_QOS,
+      g_param_spec_boolean(
+          "qos", "QoS",
+          "Live pipelines: skip the models for speaking frames that could not be generated before "
+          "their render time (running time + pipeline latency), so the video never falls behind "
+          "the audio; skipped frames carry no face and faceblend holds the last one. Each skip "
+          "posts a QoS message. Off: every frame is generated, however late",
+          TRUE, GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY)));
+  g_object_class_install_property(
+      gobject_class, PROP_INFERENCE_LATENCY_MS,
+      g_param_spec_uint(
+          "inference-latency-ms", "Inference latency (ms)",
+          "Time allowed for one batch's inference, in milliseconds, reported in the latency query "
+          "on top of the batch's own duration. 0 (default): a full batch at the cost measured on "
+          "a warm-up frame when the models load, plus 25 %. Fixed for the run, so the pipeline "
+          "latency never creeps; when inference is slower, frames are skipped (see qos) and "
+          "batches shrink to fit",
+          0, 60000, 0, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed(
+          "stats", "Statistics",
+          "Counters since the element started: frames-generated, frames-skipped (late, see qos), "
+          "frames-idle (GAP in), generated-fraction (generated / speaking frames), frame-cost-ms "
+          "(current estimate per frame), inference-latency-ms (reported), worst-lateness-ms (the "
+          "latest a generated frame was ready after its deadline; 0: never late)",
+          GST_TYPE_STRUCTURE, GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
@@ -675,6 +1011,7 @@ static void gst_musetalk_lipsync_init(GstMuseTalkLipSync *self) {
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
   self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
   gst_pad_set_query_function(self->srcpad, lipsync_src_query);
+  gst_pad_set_event_function(self->srcpad, lipsync_src_event);
   gst_pad_set_activatemode_function(self->srcpad, lipsync_src_activate_mode);
   gst_pad_use_fixed_caps(self->srcpad);
   gst_element_add_pad(GST_ELEMENT(self), self->srcpad);
