@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 
+#include "gst/common/interrupt_event.h"
 #include "gst/common/sentence_meta.h"
 #include "lib/tts/speaker.h"
 
@@ -347,6 +348,13 @@ static GstFlowReturn talker_tts_create(GstPushSrc *src, GstBuffer **out) {
                      GST_TIME_ARGS(running + offset));
     post_sentence(self, "end", *frame.ended, running + offset,
                   talker_sentence_end_reason_name(reason));
+    if (frame.end_reason == SentenceEnd::kInterrupted) {
+      // Ahead of the first silent buffer, in order: downstream elements drop
+      // or finish what they hold for the interrupted speech.
+      gst_pad_push_event(
+          GST_BASE_SRC_PAD(src),
+          talker_interrupt_event_new(pts + offset, frame.ended->id, frame.ended->utterance));
+    }
   }
   if (frame.started) {
     talker_buffer_add_sentence_meta(buf, TALKER_SENTENCE_START, frame.started->id,
