@@ -63,8 +63,27 @@ struct Harness {
               GST_FLOW_OK);
     return pts;
   }
-  void eos() { REQUIRE(gst_harness_push_event(h, gst_event_new_eos())); }
+  // The encoder runs on a thread of its own: these wait for it.
+  // Everything pushed so far is processed (a serialized DRAIN query).
+  void settle() {
+    GstPtr<GstQuery> q(gst_query_new_drain());
+    gst_pad_peer_query(h->srcpad, q.get());
+  }
+  guint received() {
+    settle();
+    return gst_harness_buffers_received(h);
+  }
+  // EOS in, and out after the last frame.
+  void eos() {
+    REQUIRE(gst_harness_push_event(h, gst_event_new_eos()));
+    for (;;) {
+      GstPtr<GstEvent> ev(gst_harness_pull_event(h));
+      REQUIRE(ev);
+      if (GST_EVENT_TYPE(ev.get()) == GST_EVENT_EOS) break;
+    }
+  }
   std::vector<GstPtr<GstBuffer>> pull_all() {
+    settle();
     std::vector<GstPtr<GstBuffer>> out;
     while (GstBuffer *b = gst_harness_try_pull(h)) out.emplace_back(b);
     return out;
@@ -104,7 +123,7 @@ void check_golden_chunks(const std::vector<GstPtr<GstBuffer>> &frames, size_t fi
 TEST_CASE("utterance mode reproduces MuseTalk's chunks through the element") {
   Harness h("whisperfeat mode=utterance " + model_arg());
   h.push_audio(golden_audio(), 0);
-  CHECK(gst_harness_buffers_received(h.h) == 0);  // waits for the end of the utterance
+  CHECK(h.received() == 0);  // waits for the end of the utterance
   h.eos();
   auto frames = h.pull_all();
   REQUIRE(frames.size() == 100);
@@ -154,12 +173,12 @@ TEST_CASE("GAP audio gives GAP frames, speech keeps the frame grid") {
   Harness h("whisperfeat mode=utterance " + model_arg());
   GstClockTime pts = h.push_gap(10, 0);  // 200 ms of silence: frames 0-4
   // Frames before the speech come out as soon as they are known to be silent.
-  CHECK(gst_harness_buffers_received(h.h) == 5);
+  CHECK(h.received() == 5);
   pts = h.push_audio(golden_audio(), pts);
-  CHECK(gst_harness_buffers_received(h.h) == 5);  // the utterance is open
+  CHECK(h.received() == 5);  // the utterance is open
   h.push_gap(10, pts);
   // Silence closes the utterance: everything is out before EOS.
-  CHECK(gst_harness_buffers_received(h.h) == 110);
+  CHECK(h.received() == 110);
   h.eos();
   auto frames = h.pull_all();
   REQUIRE(frames.size() == 110);
@@ -178,7 +197,7 @@ TEST_CASE("gap-threshold-db turns quiet, unflagged audio into GAP frames") {
   GstClockTime pts = 0;
   for (int i = 0; i < 10; ++i, pts += kBufferTime)
     REQUIRE(h.push_samples(quiet.data(), quiet.size() * sizeof(float), pts) == GST_FLOW_OK);
-  CHECK(gst_harness_buffers_received(h.h) == 5);
+  CHECK(h.received() == 5);
   pts = h.push_audio(golden_audio(), pts);
   for (int i = 0; i < 10; ++i, pts += kBufferTime)
     REQUIRE(h.push_samples(quiet.data(), quiet.size() * sizeof(float), pts) == GST_FLOW_OK);
@@ -231,12 +250,13 @@ TEST_CASE("flush drops queued audio") {
 }
 
 TEST_CASE("sliding mode: bounded latency, deviation from offline features") {
-  Harness h("whisperfeat mode=sliding " +
-            model_arg());  // defaults: hop 5, look-ahead 200 ms, context 10 s
+  // Defaults: hop 5, look-ahead 200 ms, context 10 s.
+  Harness h("whisperfeat mode=sliding encoder-latency-ms=100 " + model_arg());
   gst_harness_set_upstream_latency(h.h, 20 * GST_MSECOND);
   GstClockTime latency = gst_harness_query_latency(h.h);
-  // 5 frames of 40 ms, the chunk's 4 rows after the last frame (80 ms), 200 ms look-ahead.
-  CHECK(latency == 20 * GST_MSECOND + 480 * GST_MSECOND);
+  // 5 frames of 40 ms, the chunk's 4 rows after the last frame (80 ms), 200 ms look-ahead, and
+  // the encoder's time.
+  CHECK(latency == 20 * GST_MSECOND + 480 * GST_MSECOND + 100 * GST_MSECOND);
 
   auto audio = golden_audio();
   const float *p = audio.data_ptr<float>();

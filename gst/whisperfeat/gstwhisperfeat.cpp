@@ -18,11 +18,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "gst/common/gst_ptr.h"
+#include "gst/common/interrupt_event.h"
 #include "lib/audio/log_mel.h"
 #include "lib/audio/whisper_features.h"
 #include "lib/common/error.h"
@@ -52,7 +55,12 @@ struct Settings {
   bool whisper_padding = true;
   double gap_threshold_db = -200;  // off
   std::string device = "cpu";
+  guint encoder_latency_ms = 0;  // 0: measured when the model loads
 };
+
+// Sliding mode in a live pipeline: at most this many hops per encoder run
+// when the encoder has fallen behind (see FeatureStreamConfig).
+constexpr int kMaxHopsPerRun = 16;
 
 // Featurizers are read-only after loading: one per (file, layout, device) per process.
 talker::SharedCache<WhisperFeaturizer> &featurizer_cache() {
@@ -64,7 +72,27 @@ struct WhisperFeatState {
   std::mutex settings_lock;
   Settings settings;
 
-  // Streaming-thread state.
+  // Audio and serialized events wait here for the encoder thread (the src
+  // pad's task), so a slow encoder never holds up the streaming thread.
+  std::mutex queue_lock;
+  std::condition_variable queue_cond;
+  std::deque<GstMiniObject *> queue;  // GstBuffer or GstEvent, owned
+  gint64 queued_samples = 0;
+  bool flushing = true;
+  bool busy = false;  // the encoder thread is working on what it took
+  GstFlowReturn src_result = GST_FLOW_FLUSHING;
+  bool live = false;  // upstream is live (from the latency query)
+  // One encoder run, measured on a warm-up window when the model loads.
+  GstClockTime encoder_cost = 0;
+  // Live: what the latency query promised downstream (upstream's and ours)
+  // and whether the sinks have configured a latency: frames that would
+  // leave later than promised are produced without an encoder run.
+  GstClockTime promised_latency = GST_CLOCK_TIME_NONE;
+  bool latency_configured = false;
+  GstClockTime run_cost = 0;  // running average of recent encoder runs
+  guint64 runs = 0, frames_unencoded = 0;
+
+  // Encoder-thread state.
   Settings active;  // settings captured when the model was loaded
   std::shared_ptr<const WhisperFeaturizer> featurizer;
   std::unique_ptr<FeatureStream> stream;
@@ -101,6 +129,8 @@ enum {
   PROP_WHISPER_PADDING,
   PROP_DEVICE,
   PROP_GAP_THRESHOLD_DB,
+  PROP_ENCODER_LATENCY_MS,
+  PROP_STATS,
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
@@ -174,6 +204,20 @@ static bool load_model(GstWhisperFeat *self) {
       return std::make_shared<WhisperFeaturizer>(nn::load_whisper_encoder(s.model, device),
                                                  s.layout);
     });
+    // One warm-up run on a window as long as a sliding run's: the first
+    // real run is not slowed by lazy initialisation, and the latency query
+    // starts from a measurement.
+    const gint64 window = std::min<gint64>(
+        talker::audio::kWindowSamples, gint64(s.context_ms + s.lookahead_ms) * 16 +
+                                           gint64(s.hop_frames) * 16000 * s.fps_den / s.fps_num);
+    std::vector<float> silence(size_t(std::max<gint64>(window, 16000)), 0.0f);
+    st.featurizer->encode(silence.data(), gint64(silence.size()), s.whisper_padding);  // cold
+    auto t0 = std::chrono::steady_clock::now();
+    st.featurizer->encode(silence.data(), gint64(silence.size()), s.whisper_padding);
+    st.encoder_cost =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    GST_INFO_OBJECT(self, "one encoder run in %.1f ms", st.encoder_cost / 1e6);
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load whisper model"),
                       ("%s", e.what()));
@@ -204,6 +248,14 @@ static void make_stream(GstWhisperFeat *self) {
   cfg.lookahead_samples = gint64(s.lookahead_ms) * talker::audio::kSampleRate / 1000;
   cfg.hop_frames = int(s.hop_frames);
   cfg.pad_to_30s = s.whisper_padding;
+  // Live, an encoder that fell behind catches up with wider runs instead of
+  // lagging further; rendering keeps one run per hop (reproducible features).
+  const bool live = upstream_is_live(self);
+  {
+    std::lock_guard<std::mutex> l(st.queue_lock);
+    st.live = live;
+  }
+  if (mode == Mode::Sliding && live) cfg.max_hops_per_run = kMaxHopsPerRun;
   st.stream = std::make_unique<FeatureStream>(st.featurizer, cfg);
   GST_INFO_OBJECT(self, "%s mode, latency %" G_GINT64_FORMAT " ms",
                   mode == Mode::Sliding ? "sliding" : "utterance",
@@ -223,7 +275,7 @@ static GstFlowReturn push_ready(GstWhisperFeat *self) {
     GstBuffer *buf = gst_buffer_new_allocate(nullptr, bytes, nullptr);
     GstMapInfo map;
     gst_buffer_map(buf, &map, GST_MAP_WRITE);
-    if (frame.gap)
+    if (!frame.chunk.defined())
       memset(map.data, 0, bytes);
     else
       memcpy(map.data, frame.chunk.contiguous().data_ptr<float>(), bytes);
@@ -237,6 +289,8 @@ static GstFlowReturn push_ready(GstWhisperFeat *self) {
     GST_BUFFER_DURATION(buf) = end - start;
     GST_BUFFER_OFFSET(buf) = frame.index;
     if (frame.gap) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_GAP);
+    // Speech that could not be encoded in time: no features, the face is held.
+    if (frame.unencoded) GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DROPPABLE);
     if (st.discont) {
       GST_BUFFER_FLAG_SET(buf, GST_BUFFER_FLAG_DISCONT);
       st.discont = false;
@@ -298,8 +352,8 @@ static gboolean set_caps(GstWhisperFeat *self, GstCaps *caps) {
   return gst_pad_set_caps(self->srcpad, out.get());
 }
 
-static GstFlowReturn whisper_feat_chain(GstPad *pad, GstObject *parent, GstBuffer *buffer) {
-  auto *self = GST_WHISPER_FEAT(parent);
+// Encoder thread: one buffer of audio into the feature stream.
+static GstFlowReturn process_buffer(GstWhisperFeat *self, GstBuffer *buffer) {
   auto &st = state_of(self);
   talker::gst::GstPtr<GstBuffer> buf(buffer);
   if (!st.have_info || !st.stream) {
@@ -364,24 +418,19 @@ static GstFlowReturn whisper_feat_chain(GstPad *pad, GstObject *parent, GstBuffe
   });
 }
 
-static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
-  auto *self = GST_WHISPER_FEAT(parent);
+// Encoder thread: a serialized event, in order with the audio around it.
+static void process_event(GstWhisperFeat *self, GstEvent *event) {
   auto &st = state_of(self);
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_CAPS: {
       GstCaps *caps;
       gst_event_parse_caps(event, &caps);
-      gboolean ok = set_caps(self, caps);
+      set_caps(self, caps);
       gst_event_unref(event);
-      return ok;
+      return;
     }
     case GST_EVENT_SEGMENT:
       gst_event_copy_segment(event, &st.segment);
-      if (st.segment.format != GST_FORMAT_TIME) {
-        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("whisperfeat needs a TIME segment"), (nullptr));
-        gst_event_unref(event);
-        return FALSE;
-      }
       break;
     case GST_EVENT_GAP: {
       // Silence announced without buffers: the frames it covers are GAP frames.
@@ -394,21 +443,286 @@ static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent
         run_stream(self, [&](FeatureStream &s) { s.push(nullptr, n, true); });
       }
       gst_event_unref(event);
-      return TRUE;
+      return;
     }
     case GST_EVENT_EOS:
       drain(self);
       break;
-    case GST_EVENT_FLUSH_STOP:
+    default:
+      // Interrupted speech: what follows is silence, so the frames waiting
+      // for look-ahead or for their utterance's end are produced at once.
+      if (talker_event_is_interrupt(event) && st.stream)
+        run_stream(self, [](FeatureStream &s) { s.assume_silence_ahead(); });
+      break;
+  }
+  gst_pad_push_event(self->srcpad, event);
+}
+
+static void clear_queue(WhisperFeatState &st) {
+  for (GstMiniObject *obj : st.queue) gst_mini_object_unref(obj);
+  st.queue.clear();
+  st.queued_samples = 0;
+}
+
+// Live: frames whose audio is here but that an encoder run started now
+// would deliver later than the latency promised are produced at once without
+// features (DROPPABLE), and the run covers only the frames after them.
+static void skip_late_frames(GstWhisperFeat *self) {
+  auto &st = state_of(self);
+  GstClockTime promised, cost;
+  {
+    std::lock_guard<std::mutex> l(st.queue_lock);
+    if (!st.live || !st.latency_configured || !GST_CLOCK_TIME_IS_VALID(st.promised_latency)) return;
+    promised = st.promised_latency;
+    cost = std::max(st.run_cost, st.encoder_cost) * 5 / 4;
+  }
+  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
+  if (!clock || !GST_CLOCK_TIME_IS_VALID(st.origin)) {
+    if (clock) gst_object_unref(clock);
+    return;
+  }
+  const GstClockTime now = gst_clock_get_time(clock);
+  gst_object_unref(clock);
+  const GstClockTime base = gst_element_get_base_time(GST_ELEMENT(self));
+  // Frames whose running time is before this are late if encoded now.
+  if (now + cost < base + promised) return;
+  const GstClockTime late_rt = now + cost - base - promised;
+  const GstClockTime late_pts =
+      gst_segment_position_from_running_time(&st.segment, GST_FORMAT_TIME, late_rt);
+  if (!GST_CLOCK_TIME_IS_VALID(late_pts) || late_pts <= st.origin) return;
+  const auto &g = st.stream->config().grid;
+  const gint64 t_end =
+      g.frame_of(gint64(gst_util_uint64_scale(late_pts - st.origin, 16000, GST_SECOND)));
+  GST_LOG_OBJECT(self,
+                 "now %" GST_TIME_FORMAT " late before %" GST_TIME_FORMAT " (pts %" GST_TIME_FORMAT
+                 "), frame %" G_GINT64_FORMAT ", next %" G_GINT64_FORMAT,
+                 GST_TIME_ARGS(now - base), GST_TIME_ARGS(late_rt), GST_TIME_ARGS(late_pts), t_end,
+                 st.stream->next_frame());
+  if (t_end <= st.stream->next_frame()) return;
+  const gint64 skipped = st.stream->skip_frames_before(t_end);
+  if (skipped > 0) {
+    GST_DEBUG_OBJECT(self, "%" G_GINT64_FORMAT " speech frames unencoded to keep time", skipped);
+    std::lock_guard<std::mutex> l(st.queue_lock);
+    st.frames_unencoded += skipped;
+  }
+}
+
+// The src pad's task: takes everything queued at once, so audio that piled
+// up while the encoder ran is encoded in wider runs (catch-up).
+static void whisper_feat_loop(gpointer user_data) {
+  auto *self = GST_WHISPER_FEAT(user_data);
+  auto &st = state_of(self);
+  std::deque<GstMiniObject *> items;
+  {
+    std::unique_lock<std::mutex> l(st.queue_lock);
+    st.queue_cond.wait(l, [&] { return st.flushing || !st.queue.empty(); });
+    if (st.flushing) {
+      l.unlock();
+      gst_pad_pause_task(self->srcpad);
+      return;
+    }
+    items.swap(st.queue);
+    st.queued_samples = 0;
+    st.busy = true;
+    st.queue_cond.notify_all();
+  }
+  GstFlowReturn ret = GST_FLOW_OK;
+  bool held = false;
+  auto release = [&] {
+    if (!held) return;
+    held = false;
+    if (!st.stream) return;
+    skip_late_frames(self);
+    const gint64 runs_before = st.stream->encoder_runs();
+    const auto t0 = std::chrono::steady_clock::now();
+    ret = run_stream(self, [](FeatureStream &s) { s.release(); });
+    const gint64 runs = st.stream ? st.stream->encoder_runs() - runs_before : 0;
+    if (runs > 0) {
+      const GstClockTime ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - t0)
+                                  .count();
+      std::lock_guard<std::mutex> l(st.queue_lock);
+      st.run_cost = (st.run_cost * 3 + ns / runs) / 4;
+      st.runs += runs;
+    }
+  };
+  for (GstMiniObject *obj : items) {
+    if (ret != GST_FLOW_OK) {
+      gst_mini_object_unref(obj);
+      continue;
+    }
+    if (GST_IS_BUFFER(obj)) {
+      if (st.stream && !held) {
+        st.stream->hold();
+        held = true;
+      }
+      ret = process_buffer(self, GST_BUFFER_CAST(obj));
+      continue;
+    }
+    release();
+    if (ret != GST_FLOW_OK) {
+      gst_mini_object_unref(obj);
+      continue;
+    }
+    GstEvent *event = GST_EVENT_CAST(obj);
+    const bool eos = GST_EVENT_TYPE(event) == GST_EVENT_EOS;
+    process_event(self, event);
+    if (eos) ret = GST_FLOW_EOS;
+  }
+  if (ret == GST_FLOW_OK) release();
+  std::lock_guard<std::mutex> l(st.queue_lock);
+  st.busy = false;
+  st.queue_cond.notify_all();
+  if (ret != GST_FLOW_OK) {
+    st.src_result = ret;
+    if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) GST_ELEMENT_FLOW_ERROR(self, ret);
+    gst_pad_pause_task(self->srcpad);
+  }
+}
+
+// Queues a buffer or serialized event for the encoder thread. Blocks while
+// more audio than `limit` waits (backpressure for renders; live, only when
+// the encoder is hopelessly behind).
+static GstFlowReturn enqueue(GstWhisperFeat *self, GstMiniObject *obj, gint64 samples) {
+  auto &st = state_of(self);
+  std::unique_lock<std::mutex> l(st.queue_lock);
+  const gint64 limit = st.live ? 10 * 16000 : 2 * 16000;
+  if (st.queued_samples >= limit)
+    GST_DEBUG_OBJECT(self, "%" G_GINT64_FORMAT " samples wait for the encoder: holding upstream",
+                     st.queued_samples);
+  st.queue_cond.wait(l, [&] { return st.flushing || st.queued_samples < limit; });
+  if (st.flushing || (st.src_result != GST_FLOW_OK && GST_IS_BUFFER(obj))) {
+    GstFlowReturn ret = st.flushing ? GST_FLOW_FLUSHING : st.src_result;
+    l.unlock();
+    gst_mini_object_unref(obj);
+    return ret;
+  }
+  st.queue.push_back(obj);
+  st.queued_samples += samples;
+  st.queue_cond.notify_all();
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn whisper_feat_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
+  auto *self = GST_WHISPER_FEAT(parent);
+  GstClockTime dur = GST_BUFFER_DURATION(buffer);
+  gint64 samples = GST_CLOCK_TIME_IS_VALID(dur)
+                       ? gint64(gst_util_uint64_scale(dur, 16000, GST_SECOND))
+                       : gint64(gst_buffer_get_size(buffer) / 2);
+  return enqueue(self, GST_MINI_OBJECT_CAST(buffer), samples);
+}
+
+static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  auto *self = GST_WHISPER_FEAT(parent);
+  auto &st = state_of(self);
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_FLUSH_START: {
+      {
+        std::lock_guard<std::mutex> l(st.queue_lock);
+        st.flushing = true;
+        st.src_result = GST_FLOW_FLUSHING;
+        st.queue_cond.notify_all();
+      }
+      gboolean ret = gst_pad_push_event(self->srcpad, event);
+      gst_pad_pause_task(self->srcpad);
+      return ret;
+    }
+    case GST_EVENT_FLUSH_STOP: {
+      {
+        std::lock_guard<std::mutex> l(st.queue_lock);
+        clear_queue(st);
+        st.flushing = false;
+        st.src_result = GST_FLOW_OK;
+      }
       if (st.stream) st.stream->reset();
       st.samples_in = 0;
       st.origin = GST_CLOCK_TIME_NONE;
       st.discont = true;
+      gboolean ret = gst_pad_push_event(self->srcpad, event);
+      gst_pad_start_task(self->srcpad, whisper_feat_loop, self, nullptr);
+      return ret;
+    }
+    case GST_EVENT_CAPS: {
+      // Checked here so that negotiation fails where upstream sees it.
+      GstCaps *caps;
+      gst_event_parse_caps(event, &caps);
+      GstAudioInfo info;
+      if (!gst_audio_info_from_caps(&info, caps) || GST_AUDIO_INFO_RATE(&info) != 16000 ||
+          GST_AUDIO_INFO_CHANNELS(&info) != 1) {
+        GST_ELEMENT_ERROR(
+            self, STREAM, FORMAT, ("whisperfeat needs 16 kHz mono audio"),
+            ("got caps %" GST_PTR_FORMAT "; put audioconvert ! audioresample in front", caps));
+        gst_event_unref(event);
+        return FALSE;
+      }
       break;
+    }
+    case GST_EVENT_SEGMENT: {
+      GstSegment segment;
+      gst_event_copy_segment(event, &segment);
+      if (segment.format != GST_FORMAT_TIME) {
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("whisperfeat needs a TIME segment"), (nullptr));
+        gst_event_unref(event);
+        return FALSE;
+      }
+      break;
+    }
     default:
       break;
   }
+  if (GST_EVENT_IS_SERIALIZED(event))
+    return enqueue(self, GST_MINI_OBJECT_CAST(event), 0) == GST_FLOW_OK;
   return gst_pad_event_default(pad, parent, event);
+}
+
+static gboolean whisper_feat_src_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  auto &st = state_of(GST_WHISPER_FEAT(parent));
+  if (GST_EVENT_TYPE(event) == GST_EVENT_LATENCY) {
+    std::lock_guard<std::mutex> l(st.queue_lock);
+    st.latency_configured = true;
+  }
+  return gst_pad_event_default(pad, parent, event);
+}
+
+static gboolean whisper_feat_sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
+  auto &st = state_of(GST_WHISPER_FEAT(parent));
+  if (GST_QUERY_IS_SERIALIZED(query)) {
+    // In order with the data: answer once everything before it is processed
+    // (a DRAIN query waits for every frame the audio so far makes).
+    std::unique_lock<std::mutex> l(st.queue_lock);
+    st.queue_cond.wait(l, [&] { return st.flushing || (st.queue.empty() && !st.busy); });
+    if (st.flushing) return FALSE;
+  }
+  return gst_pad_query_default(pad, parent, query);
+}
+
+static gboolean whisper_feat_src_activate_mode(GstPad *pad, GstObject *parent, GstPadMode mode,
+                                               gboolean active) {
+  auto *self = GST_WHISPER_FEAT(parent);
+  auto &st = state_of(self);
+  if (mode != GST_PAD_MODE_PUSH) return FALSE;
+  if (active) {
+    {
+      std::lock_guard<std::mutex> l(st.queue_lock);
+      st.flushing = false;
+      st.src_result = GST_FLOW_OK;
+      st.latency_configured = false;
+      st.promised_latency = GST_CLOCK_TIME_NONE;
+      st.run_cost = st.encoder_cost;
+      st.runs = st.frames_unencoded = 0;
+    }
+    return gst_pad_start_task(pad, whisper_feat_loop, self, nullptr);
+  }
+  {
+    std::lock_guard<std::mutex> l(st.queue_lock);
+    st.flushing = true;
+    st.src_result = GST_FLOW_FLUSHING;
+    st.queue_cond.notify_all();
+  }
+  gboolean ok = gst_pad_stop_task(pad);
+  std::lock_guard<std::mutex> l(st.queue_lock);
+  clear_queue(st);
+  return ok;
 }
 
 static gboolean whisper_feat_src_query(GstPad *pad, GstObject *parent, GstQuery *query) {
@@ -421,9 +735,20 @@ static gboolean whisper_feat_src_query(GstPad *pad, GstObject *parent, GstQuery 
     gst_query_parse_latency(query, &live, &min, &max);
     // Frames wait for the audio after them that their chunk (and the
     // look-ahead) covers; in utterance mode, for the end of the utterance.
+    {
+      std::lock_guard<std::mutex> l(st.queue_lock);
+      st.live = live;
+    }
     GstClockTime ours =
         st.stream ? gst_util_uint64_scale(st.stream->latency_samples(), GST_SECOND, 16000) : 0;
+    // And the encoder: live, a frame's run may wait for the run before it.
+    ours += st.active.encoder_latency_ms ? st.active.encoder_latency_ms * GST_MSECOND
+                                         : st.encoder_cost * 2 * 5 / 4;
     min += ours;
+    {
+      std::lock_guard<std::mutex> l(st.queue_lock);
+      st.promised_latency = min;
+    }
     if (GST_CLOCK_TIME_IS_VALID(max)) max += ours;
     GST_DEBUG_OBJECT(self, "latency: ours %" GST_TIME_FORMAT ", total min %" GST_TIME_FORMAT,
                      GST_TIME_ARGS(ours), GST_TIME_ARGS(min));
@@ -491,10 +816,13 @@ static void whisper_feat_set_property(GObject *object, guint prop_id, const GVal
       s.hop_frames = g_value_get_uint(value);
       break;
     case PROP_WHISPER_PADDING:
+      s.whisper_padding = g_value_get_boolean(value);
+      break;
     case PROP_GAP_THRESHOLD_DB:
       s.gap_threshold_db = g_value_get_double(value);
       break;
-      s.whisper_padding = g_value_get_boolean(value);
+    case PROP_ENCODER_LATENCY_MS:
+      s.encoder_latency_ms = g_value_get_uint(value);
       break;
     case PROP_DEVICE: {
       const char *d = g_value_get_string(value);
@@ -513,6 +841,14 @@ static void whisper_feat_get_property(GObject *object, guint prop_id, GValue *va
                                       GParamSpec *pspec) {
   auto *self = GST_WHISPER_FEAT(object);
   auto &st = state_of(self);
+  if (prop_id == PROP_STATS) {
+    std::lock_guard<std::mutex> l(st.queue_lock);
+    g_value_take_boxed(
+        value, gst_structure_new("whisperfeat-stats", "encoder-runs", G_TYPE_UINT64, st.runs,
+                                 "frames-unencoded", G_TYPE_UINT64, st.frames_unencoded,
+                                 "encoder-run-ms", G_TYPE_DOUBLE, st.run_cost / 1e6, nullptr));
+    return;
+  }
   std::lock_guard<std::mutex> lock(st.settings_lock);
   const Settings &s = st.settings;
   switch (prop_id) {
@@ -542,6 +878,9 @@ static void whisper_feat_get_property(GObject *object, guint prop_id, GValue *va
       break;
     case PROP_GAP_THRESHOLD_DB:
       g_value_set_double(value, s.gap_threshold_db);
+      break;
+    case PROP_ENCODER_LATENCY_MS:
+      g_value_set_uint(value, s.encoder_latency_ms);
       break;
     case PROP_DEVICE:
       g_value_set_string(value, s.device.c_str());
@@ -629,6 +968,24 @@ static void gst_whisper_feat_class_init(GstWhisperFeatClass *klass) {
       gobject_class, PROP_DEVICE,
       g_param_spec_string("device", "Device", "Where the encoder runs: cpu, cuda or cuda:N", "cpu",
                           flags));
+  g_object_class_install_property(
+      gobject_class, PROP_ENCODER_LATENCY_MS,
+      g_param_spec_uint(
+          "encoder-latency-ms", "Encoder latency (ms)",
+          "Time allowed for encoding, in milliseconds, reported in the latency query on top of "
+          "the hop and look-ahead. 0 (default): two encoder runs at the cost measured on a "
+          "warm-up window when the model loads, plus 25 % (a hop's run may wait for the run "
+          "before it). The encoder runs on a thread of its own; live, when it falls behind it "
+          "encodes everything waiting in one wider run rather than lagging further",
+          0, 60000, 0, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed(
+          "stats", "Statistics",
+          "Since the element started: encoder-runs, frames-unencoded (live speech frames sent "
+          "without features because encoding them would have missed the latency promised; "
+          "musetalklipsync holds the last face for them), encoder-run-ms (recent average)",
+          GST_TYPE_STRUCTURE, GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
@@ -647,10 +1004,13 @@ static void gst_whisper_feat_init(GstWhisperFeat *self) {
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
   gst_pad_set_chain_function(self->sinkpad, whisper_feat_chain);
   gst_pad_set_event_function(self->sinkpad, whisper_feat_sink_event);
+  gst_pad_set_query_function(self->sinkpad, whisper_feat_sink_query);
   GST_PAD_SET_PROXY_ALLOCATION(self->sinkpad);
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
   self->srcpad = gst_pad_new_from_static_template(&src_template, "src");
   gst_pad_set_query_function(self->srcpad, whisper_feat_src_query);
+  gst_pad_set_activatemode_function(self->srcpad, whisper_feat_src_activate_mode);
+  gst_pad_set_event_function(self->srcpad, whisper_feat_src_event);
   gst_pad_use_fixed_caps(self->srcpad);
   gst_element_add_pad(GST_ELEMENT(self), self->srcpad);
 }

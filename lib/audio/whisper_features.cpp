@@ -80,11 +80,50 @@ void FeatureStream::push(const float *samples, int64_t n, bool gap) {
   }
   gap_.insert(gap_.end(), n, gap ? 1 : 0);
   received_ += n;
+  if (!gap && samples) silence_ahead_ = false;
+  if (!held_) process();
+}
+
+void FeatureStream::hold() {
+  held_ = true;
+}
+
+void FeatureStream::release() {
+  held_ = false;
   process();
+}
+
+void FeatureStream::assume_silence_ahead() {
+  silence_ahead_ = true;
+  if (!held_) process();
+}
+
+int64_t FeatureStream::skip_frames_before(int64_t t_end) {
+  if (config_.mode != FeatureStreamConfig::Mode::Sliding) return 0;
+  int64_t skipped = 0;
+  for (; next_frame_ < t_end && frame_complete(next_frame_); ++next_frame_) {
+    const int64_t t = next_frame_;
+    FrameFeatures f;
+    f.index = t;
+    f.gap = frame_is_gap(t);
+    // Keep following the speech run, so the next window still starts where
+    // the utterance did.
+    if (f.gap) {
+      run_start_ = -1;
+    } else {
+      if (run_start_ < 0) run_start_ = config_.grid.frame_start(t);
+      f.unencoded = true;
+      ++skipped;
+    }
+    ready_.push_back(std::move(f));
+  }
+  trim();
+  return skipped;
 }
 
 void FeatureStream::finish() {
   finished_ = true;
+  held_ = false;
   process();
 }
 
@@ -98,7 +137,7 @@ void FeatureStream::reset() {
   audio_.clear();
   gap_.clear();
   base_ = received_ = 0;
-  finished_ = false;
+  finished_ = silence_ahead_ = held_ = false;
   next_frame_ = 0;
   ready_.clear();
   utt_first_ = utt_end_ = -1;
@@ -119,7 +158,7 @@ bool FeatureStream::frame_exists(int64_t t) const {
 }
 
 bool FeatureStream::frame_complete(int64_t t) const {
-  return config_.grid.frame_start(t + 1) <= received_ || (finished_ && frame_exists(t));
+  return config_.grid.frame_start(t + 1) <= received_ || (closed() && frame_exists(t));
 }
 
 bool FeatureStream::frame_is_gap(int64_t t) const {
@@ -133,7 +172,7 @@ bool FeatureStream::frame_is_gap(int64_t t) const {
 bool FeatureStream::row_is_silent(int64_t row) const {
   if (row < 0) return true;
   // MuseTalk keeps floor(N/320) rows of N samples: a partial last row is padding.
-  if (finished_ && (row + 1) * kSamplesPerRow > received_) return true;
+  if (closed() && (row + 1) * kSamplesPerRow > received_) return true;
   const auto &g = config_.grid;
   return frame_is_gap(g.frame_of(row * kSamplesPerRow)) &&
          frame_is_gap(g.frame_of((row + 1) * kSamplesPerRow - 1));
@@ -168,7 +207,7 @@ void FeatureStream::close_utterance() {
   const auto &g = config_.grid;
   const int64_t start = g.frame_start(utt_first_);
   const int64_t end =
-      finished_ ? std::min(g.frame_start(utt_end_), received_) : g.frame_start(utt_end_);
+      closed() ? std::min(g.frame_start(utt_end_), received_) : g.frame_start(utt_end_);
   const int64_t n = end - start;
   if (n > utt_encoded_) encode_utterance_segment(n - utt_encoded_);
   auto rows = utt_rows_.size() == 1 ? utt_rows_[0] : torch::cat(utt_rows_, 0);
@@ -209,7 +248,7 @@ void FeatureStream::process_utterance() {
         encode_utterance_segment(kWindowSamples);
       continue;
     }
-    if (frame_complete(f) || (finished_ && !frame_exists(f))) {
+    if (frame_complete(f) || (closed() && !frame_exists(f))) {
       close_utterance();
       continue;
     }
@@ -221,14 +260,27 @@ void FeatureStream::process_sliding() {
   const auto &g = config_.grid;
   for (;;) {
     const int64_t t0 = next_frame_;
+    auto need_for = [&](int64_t t_end) {
+      return (g.window_row0(t_end - 1) + kRowsPerChunk) * kSamplesPerRow +
+             config_.lookahead_samples;
+    };
     int64_t t1 = t0 + config_.hop_frames;
-    if (finished_) {
+    if (closed()) {
       if (!frame_exists(t0)) return;
       t1 = std::min(t1, g.frame_of(received_ - 1) + 1);
+    } else {
+      if (received_ < need_for(t1)) return;
+      // Catching up: take in the further hops whose audio is already here,
+      // as long as the window stays within whisper's 30 s.
+      for (int hops = 1; hops < config_.max_hops_per_run; ++hops) {
+        const int64_t wider = t1 + config_.hop_frames;
+        if (received_ < need_for(wider) ||
+            need_for(wider) - g.window_row0(t0) * kSamplesPerRow > kWindowSamples / 2)
+          break;
+        t1 = wider;
+      }
     }
-    const int64_t rows_end = g.window_row0(t1 - 1) + kRowsPerChunk;
-    const int64_t need = rows_end * kSamplesPerRow + config_.lookahead_samples;
-    if (!finished_ && received_ < need) return;
+    const int64_t need = need_for(t1);
 
     // Follow the runs of speech frames: the window starts where the hop's
     // first speech run started, so the encoder sees an utterance from the

@@ -70,12 +70,18 @@ struct FeatureStreamConfig {
   int64_t lookahead_samples = 3200;  // sliding: audio after the hop's last chunk row
   int hop_frames = 5;                // sliding: frames per encoder run
   bool pad_to_30s = true;            // encode windows padded to 30 s, as whisper expects
+  // Sliding: when audio for several hops is waiting (the caller fell behind
+  // the encoder), encode up to this many hops in one run. Runs then cover
+  // what arrived while the last one ran, so a slow encoder widens its hop
+  // instead of falling further behind. 1: one run per hop, always.
+  int max_hops_per_run = 1;
 };
 
 struct FrameFeatures {
-  int64_t index = 0;    // frame number since the stream's origin
-  bool gap = false;     // all of the frame's audio was GAP: no features, no model run
-  torch::Tensor chunk;  // [10*layers, width] float32; undefined when gap
+  int64_t index = 0;       // frame number since the stream's origin
+  bool gap = false;        // all of the frame's audio was GAP: no features, no model run
+  bool unencoded = false;  // speech skipped to keep up (skip_frames_before): no features
+  torch::Tensor chunk;     // [10*layers, width] float32; undefined when gap or unencoded
 };
 
 // Turns a stream of 16 kHz mono samples (each flagged GAP or not) into one
@@ -86,6 +92,19 @@ class FeatureStream {
 
   // `samples` may be null for GAP audio (taken as silence).
   void push(const float *samples, int64_t n, bool gap);
+  // While held, push() only stores audio; release() then processes all of
+  // it at once (with max_hops_per_run, in wider runs).
+  void hold();
+  void release();
+  // The audio after what was pushed is silence until the next non-GAP
+  // sample (an interrupt): frames waiting for look-ahead or for the end of
+  // their utterance are produced now.
+  void assume_silence_ahead();
+  // Sliding mode, live: frames before `t_end` whose audio has arrived are
+  // produced now without an encoder run (unencoded, or GAP), because they
+  // could no longer be encoded in time. Returns how many speech frames.
+  int64_t skip_frames_before(int64_t t_end);
+  int64_t next_frame() const { return next_frame_; }
   // No more audio: the last frames become ready (a partial last frame is
   // padded with silence).
   void finish();
@@ -121,6 +140,10 @@ class FeatureStream {
   int64_t base_ = 0;
   int64_t received_ = 0;
   bool finished_ = false;
+  bool silence_ahead_ = false;
+  bool held_ = false;
+  // finish() or assume_silence_ahead(): no more speech is coming for now.
+  bool closed() const { return finished_ || silence_ahead_; }
   int64_t next_frame_ = 0;
   std::vector<FrameFeatures> ready_;
   int64_t encoder_runs_ = 0;
