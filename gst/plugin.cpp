@@ -5,6 +5,7 @@
 #include "gst/faceblend/gstfaceblend.h"
 #include "gst/musetalklipsync/gstmusetalklipsync.h"
 #include "gst/talkertts/gsttalkertts.h"
+#include "gst/talkinghead/gsttalkinghead.h"
 #include "gst/whisperfeat/gstwhisperfeat.h"
 
 static gboolean plugin_init(GstPlugin *plugin) {
@@ -13,6 +14,7 @@ static gboolean plugin_init(GstPlugin *plugin) {
   ok &= GST_ELEMENT_REGISTER(whisperfeat, plugin);
   ok &= GST_ELEMENT_REGISTER(musetalklipsync, plugin);
   ok &= GST_ELEMENT_REGISTER(faceblend, plugin);
+  ok &= GST_ELEMENT_REGISTER(talkinghead, plugin);
   return ok;
 }
 
