@@ -19,6 +19,7 @@ struct GstUnref {
   void operator()(GstPad *p) const { gst_object_unref(p); }
   void operator()(GstBus *p) const { gst_object_unref(p); }
   void operator()(GstClock *p) const { gst_object_unref(p); }
+  void operator()(GstStructure *p) const { gst_structure_free(p); }
 };
 template <typename T>
 using GstPtr = std::unique_ptr<T, GstUnref>;
