@@ -5,6 +5,10 @@
 set -euo pipefail
 build="${TALKER_BUILD_DIR:?}"
 /usr/bin/python3 -c "import torch, numpy, PIL" 2>/dev/null || { echo "SKIP: python3-torch/numpy/PIL missing"; exit 77; }
+# --help answers on stdout and succeeds; no arguments is a usage error.
+help=$("$build/tools/talker-avatar" --help)
+grep -q "usage: talker-avatar build" <<<"$help"
+if "$build/tools/talker-avatar" 2>/dev/null; then echo "no arguments should fail"; exit 1; fi
 work="$build/tests/import"
 rm -rf "$work" && mkdir -p "$work"
 

@@ -157,6 +157,11 @@ int import_avatar(int argc, char **argv) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
   const bool is_build = argc >= 2 && std::strcmp(argv[1], "build") == 0;
   const bool is_import = argc >= 2 && std::strcmp(argv[1], "import") == 0;
   if (!is_build && !is_import) {

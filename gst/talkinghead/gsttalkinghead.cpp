@@ -32,12 +32,14 @@ enum Child { kWhisper = 1, kLipSync = 2, kBlend = 4 };
 struct Proxy {
   const char *name;
   int children;
-  const char *child_property;  // the children's name for it
+  const char *child_property;   // the children's name for it
+  const char *blurb = nullptr;  // when the first child's does not fit the bin
 };
 
 const Proxy kProxies[] = {
     {"avatar", kLipSync | kBlend, "avatar"},
-    {"device", kWhisper | kLipSync, "device"},
+    {"device", kWhisper | kLipSync, "device",
+     "Where the models run (whisperfeat and musetalklipsync): cpu, cuda or cuda:N"},
     {"whisper-model", kWhisper, "model"},
     {"layout", kWhisper, "layout"},
     {"mode", kWhisper, "mode"},
@@ -52,7 +54,11 @@ const Proxy kProxies[] = {
     {"vae", kLipSync, "vae"},
     {"batch-size", kLipSync, "batch-size"},
     {"dtype", kLipSync, "dtype"},
-    {"qos", kLipSync, "qos"},
+    {"qos", kWhisper | kLipSync, "qos",
+     "Live: keep time when the models cannot keep up. whisperfeat sends frames it can no longer "
+     "encode in time without features; musetalklipsync skips the models for frames that cannot "
+     "be ready by their render time (QoS messages); faceblend holds the last face. Off: every "
+     "frame is computed, however late"},
     {"inference-latency-ms", kLipSync, "inference-latency-ms"},
     {"stats", kLipSync, "stats"},
     {"transition-ms", kBlend, "transition-ms"},
@@ -77,7 +83,8 @@ GParamSpec *proxy_pspec(const Proxy &p) {
   GParamSpec *c = g_object_class_find_property(klass, p.child_property);
   g_type_class_unref(klass);
   g_assert(c);
-  const char *nick = g_param_spec_get_nick(c), *blurb = g_param_spec_get_blurb(c);
+  const char *nick = g_param_spec_get_nick(c),
+             *blurb = p.blurb ? p.blurb : g_param_spec_get_blurb(c);
   const auto flags = GParamFlags(
       (c->flags & (G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | GST_PARAM_MUTABLE_PLAYING)) |
       G_PARAM_STATIC_STRINGS);

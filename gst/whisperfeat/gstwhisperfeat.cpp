@@ -56,6 +56,7 @@ struct Settings {
   double gap_threshold_db = -200;  // off
   std::string device = "cpu";
   guint encoder_latency_ms = 0;  // 0: measured when the model loads
+  bool qos = true;
 };
 
 // Sliding mode in a live pipeline: at most this many hops per encoder run
@@ -130,6 +131,7 @@ enum {
   PROP_DEVICE,
   PROP_GAP_THRESHOLD_DB,
   PROP_ENCODER_LATENCY_MS,
+  PROP_QOS,
   PROP_STATS,
 };
 
@@ -234,12 +236,10 @@ static bool upstream_is_live(GstWhisperFeat *self) {
   return live;
 }
 
-static void make_stream(GstWhisperFeat *self) {
-  auto &st = state_of(self);
-  const Settings &s = st.active;
+// The stream's configuration for these settings, upstream live or not.
+static FeatureStreamConfig stream_config(const Settings &s, bool live) {
   FeatureStreamConfig cfg;
-  Mode mode =
-      s.mode == Mode::Auto ? (upstream_is_live(self) ? Mode::Sliding : Mode::Utterance) : s.mode;
+  const Mode mode = s.mode == Mode::Auto ? (live ? Mode::Sliding : Mode::Utterance) : s.mode;
   cfg.mode = mode == Mode::Sliding ? FeatureStreamConfig::Mode::Sliding
                                    : FeatureStreamConfig::Mode::Utterance;
   cfg.grid.fps_num = s.fps_num;
@@ -250,15 +250,21 @@ static void make_stream(GstWhisperFeat *self) {
   cfg.pad_to_30s = s.whisper_padding;
   // Live, an encoder that fell behind catches up with wider runs instead of
   // lagging further; rendering keeps one run per hop (reproducible features).
+  if (mode == Mode::Sliding && live) cfg.max_hops_per_run = kMaxHopsPerRun;
+  return cfg;
+}
+
+static void make_stream(GstWhisperFeat *self) {
+  auto &st = state_of(self);
   const bool live = upstream_is_live(self);
   {
     std::lock_guard<std::mutex> l(st.queue_lock);
     st.live = live;
   }
-  if (mode == Mode::Sliding && live) cfg.max_hops_per_run = kMaxHopsPerRun;
+  const FeatureStreamConfig cfg = stream_config(st.active, live);
   st.stream = std::make_unique<FeatureStream>(st.featurizer, cfg);
   GST_INFO_OBJECT(self, "%s mode, latency %" G_GINT64_FORMAT " ms",
-                  mode == Mode::Sliding ? "sliding" : "utterance",
+                  cfg.mode == FeatureStreamConfig::Mode::Sliding ? "sliding" : "utterance",
                   st.stream->latency_samples() / 16);
   st.samples_in = 0;
   st.frames_out = 0;
@@ -472,7 +478,9 @@ static void skip_late_frames(GstWhisperFeat *self) {
   GstClockTime promised, cost;
   {
     std::lock_guard<std::mutex> l(st.queue_lock);
-    if (!st.live || !st.latency_configured || !GST_CLOCK_TIME_IS_VALID(st.promised_latency)) return;
+    if (!st.active.qos || !st.live || !st.latency_configured ||
+        !GST_CLOCK_TIME_IS_VALID(st.promised_latency))
+      return;
     promised = st.promised_latency;
     cost = std::max(st.run_cost, st.encoder_cost) * 5 / 4;
   }
@@ -690,7 +698,10 @@ static gboolean whisper_feat_sink_query(GstPad *pad, GstObject *parent, GstQuery
     // In order with the data: answer once everything before it is processed
     // (a DRAIN query waits for every frame the audio so far makes).
     std::unique_lock<std::mutex> l(st.queue_lock);
-    st.queue_cond.wait(l, [&] { return st.flushing || (st.queue.empty() && !st.busy); });
+    // A task stopped by EOS or an error takes nothing more: do not wait for it.
+    st.queue_cond.wait(l, [&] {
+      return st.flushing || st.src_result != GST_FLOW_OK || (st.queue.empty() && !st.busy);
+    });
     if (st.flushing) return FALSE;
   }
   return gst_pad_query_default(pad, parent, query);
@@ -739,8 +750,10 @@ static gboolean whisper_feat_src_query(GstPad *pad, GstObject *parent, GstQuery 
       std::lock_guard<std::mutex> l(st.queue_lock);
       st.live = live;
     }
-    GstClockTime ours =
-        st.stream ? gst_util_uint64_scale(st.stream->latency_samples(), GST_SECOND, 16000) : 0;
+    // From the settings, not the stream: the query may come before the caps
+    // reach the encoder thread.
+    GstClockTime ours = gst_util_uint64_scale(
+        FeatureStream::latency_samples(stream_config(st.active, live)), GST_SECOND, 16000);
     // And the encoder: live, a frame's run may wait for the run before it.
     ours += st.active.encoder_latency_ms ? st.active.encoder_latency_ms * GST_MSECOND
                                          : st.encoder_cost * 2 * 5 / 4;
@@ -824,6 +837,9 @@ static void whisper_feat_set_property(GObject *object, guint prop_id, const GVal
     case PROP_ENCODER_LATENCY_MS:
       s.encoder_latency_ms = g_value_get_uint(value);
       break;
+    case PROP_QOS:
+      s.qos = g_value_get_boolean(value);
+      break;
     case PROP_DEVICE: {
       const char *d = g_value_get_string(value);
       if (auto name = nn::canonical_device(d ? d : ""))
@@ -881,6 +897,9 @@ static void whisper_feat_get_property(GObject *object, guint prop_id, GValue *va
       break;
     case PROP_ENCODER_LATENCY_MS:
       g_value_set_uint(value, s.encoder_latency_ms);
+      break;
+    case PROP_QOS:
+      g_value_set_boolean(value, s.qos);
       break;
     case PROP_DEVICE:
       g_value_set_string(value, s.device.c_str());
@@ -978,6 +997,14 @@ static void gst_whisper_feat_class_init(GstWhisperFeatClass *klass) {
           "before it). The encoder runs on a thread of its own; live, when it falls behind it "
           "encodes everything waiting in one wider run rather than lagging further",
           0, 60000, 0, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_QOS,
+      g_param_spec_boolean(
+          "qos", "QoS",
+          "Live: send speech frames that could no longer be encoded within the latency this "
+          "element promised at once without features (flagged DROPPABLE; musetalklipsync holds "
+          "the last face), so the stream keeps time. Off: every frame is encoded, however late",
+          TRUE, flags));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(

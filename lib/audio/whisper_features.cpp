@@ -146,11 +146,11 @@ void FeatureStream::reset() {
   run_start_ = -1;
 }
 
-int64_t FeatureStream::latency_samples() const {
-  if (config_.mode == FeatureStreamConfig::Mode::Utterance) return kWindowSamples;
-  const auto &g = config_.grid;
-  return (g.window_row0(config_.hop_frames - 1) + kRowsPerChunk) * kSamplesPerRow +
-         config_.lookahead_samples;
+int64_t FeatureStream::latency_samples(const FeatureStreamConfig &config) {
+  if (config.mode == FeatureStreamConfig::Mode::Utterance) return kWindowSamples;
+  const auto &g = config.grid;
+  return (g.window_row0(std::max(config.hop_frames, 1) - 1) + kRowsPerChunk) * kSamplesPerRow +
+         config.lookahead_samples;
 }
 
 bool FeatureStream::frame_exists(int64_t t) const {

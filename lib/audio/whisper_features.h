@@ -115,7 +115,8 @@ class FeatureStream {
   // How much audio past a frame's end must have arrived before that frame is
   // ready (sliding mode), in samples; utterance mode waits for the
   // utterance's end, up to 30 s.
-  int64_t latency_samples() const;
+  int64_t latency_samples() const { return latency_samples(config_); }
+  static int64_t latency_samples(const FeatureStreamConfig &config);
   int64_t encoder_runs() const { return encoder_runs_; }
   const FeatureStreamConfig &config() const { return config_; }
 
