@@ -74,8 +74,9 @@ int main(int argc, char **argv) {
   LiveChain run(props, avatar);
   run.start();
   const GstClockTime latency = run.latency();
+  const double rss_started = rss_mib();
   std::printf("models %s, batch %d, %s %s: latency %.0f ms, RSS at start %.0f MiB\n",
-              models.c_str(), batch, device.c_str(), dtype.c_str(), ms(latency), rss_mib());
+              models.c_str(), batch, device.c_str(), dtype.c_str(), ms(latency), rss_started);
   const char *lines[] = {"The quick brown fox jumps over the lazy dog.",
                          "Hello there, I am a talking head, and I never drift.",
                          "Every frame leaves in time for its sound, whatever the budget.",
@@ -163,7 +164,7 @@ int main(int argc, char **argv) {
   gchar *text = gst_structure_to_string(stats.get());
   std::printf("%s\n", text);
   g_free(text);
-  std::printf("RSS start %.0f MiB, after start-up %.0f MiB, end %.0f MiB\n", rss_start,
-              rss_mib() > 0 ? rss_end : 0, rss_end);
+  std::printf("RSS before the pipeline %.0f MiB, after start-up %.0f MiB, at the end %.0f MiB\n",
+              rss_start, rss_started, rss_end);
   return 0;
 }

@@ -41,6 +41,7 @@ std::string golden_models() {
 }
 
 const std::string kUnlimited = "max-size-buffers=0 max-size-bytes=0 max-size-time=0";
+const std::string kTenSeconds = "max-size-buffers=0 max-size-bytes=0 max-size-time=10000000000";
 
 // The running-time span of the speech so far: first sentence start to last end.
 std::pair<GstClockTime, GstClockTime> speech_span(LiveChain &run) {
@@ -146,9 +147,11 @@ TEST_CASE("lips move during speech for every whisperfeat mode and padding") {
                  Case{"utterance", false}}) {
     INFO("mode=" << c.mode << " whisper-padding=" << c.padding);
     // Utterance mode holds up to 30 s: its queues must be able to hold that.
-    LiveChain run(
-        micro_models() + " mode=" + c.mode + " whisper-padding=" + (c.padding ? "true" : "false"),
-        micro("avatar"), std::string(c.mode) == "utterance" ? kUnlimited : "");
+    // A generous encoder budget: this test is about lips, not about how much
+    // this CPU can do (the overload test is); padded runs cost 0.2-0.4 s here.
+    LiveChain run(micro_models() + " encoder-latency-ms=1200 mode=" + c.mode +
+                      " whisper-padding=" + (c.padding ? "true" : "false"),
+                  micro("avatar"), std::string(c.mode) == "utterance" ? kUnlimited : kTenSeconds);
     run.start();
     const guint64 id = run.say("Hello there, how are you today? I am fine.");
     REQUIRE(run.wait_sentence("end", id + 2, 20));
@@ -170,9 +173,7 @@ TEST_CASE("lips move during speech for every whisperfeat mode and padding") {
                  << " generated for them");
     CHECK(speech_frames > 40);
     CHECK(showing >= speech_frames * 9 / 10);
-    // Sliding with padding keeps this CPU busiest (an encoder run over 30 s
-    // for every hop): there, some frames are held rather than generated.
-    CHECK(generated >= speech_frames / 4);
+    CHECK(generated >= speech_frames / 2);
     // Before the speech the avatar is itself.
     for (const auto &r : run.head_output())
       if (r.pts + kFrame < start) CHECK(r.face_diff == 0.0);
@@ -263,15 +264,17 @@ TEST_CASE("overload: 60 s live with the golden small models, no frame late, skip
       latency / 1e6, video.size(), speaking, generated, held, worst / 1e6, worst_audio / 1e6,
       run.qos_messages(), gst_structure_to_string(stats.get()));
   CHECK(late == 0);
-  CHECK(worst_audio <= GstClockTimeDiff(20 * GST_MSECOND));
+  // Audio keeps time too (two 20 ms buffers of slack on a CPU this loaded).
+  CHECK(worst_audio <= GstClockTimeDiff(40 * GST_MSECOND));
   CHECK(speaking > 400);
   CHECK(generated > 0);
   CHECK(generated < speaking);  // this CPU cannot generate them all
   CHECK(st_skipped > 0);
   CHECK(run.qos_messages() > 0);
-  // The counters agree with what reached the sink (a frame or two may still be on its way).
+  // The counters agree with what reached the sink; frames of the last latency may still be in
+  // the queue in front of it.
   CHECK(st_generated >= generated);
-  CHECK(st_generated <= generated + 2);
+  CHECK(st_generated <= generated + latency / kFrame + 2);
 }
 
 TALKER_GOLDEN_GST_MAIN

@@ -110,7 +110,7 @@ struct LipSyncState {
   GstClockTime pipeline_latency = GST_CLOCK_TIME_NONE;
   bool upstream_live = false;
   // Counters for the stats property and QoS messages.
-  guint64 generated = 0, skipped = 0, idle = 0;
+  guint64 generated = 0, skipped = 0, idle = 0, dropped = 0;
   GstClockTimeDiff worst_lateness = 0;  // of a generated frame against its deadline
 };
 
@@ -328,7 +328,7 @@ static void post_skipped(GstMuseTalkLipSync *self, const Item &first, size_t cou
   {
     std::lock_guard<std::mutex> l(st.lock);
     generated = st.generated;
-    skipped = st.skipped;
+    skipped = st.skipped + st.dropped;
   }
   const GstClockTime pts = GST_BUFFER_PTS(first.buffer);
   GstMessage *msg =
@@ -371,7 +371,7 @@ static void pause_with(GstMuseTalkLipSync *self, GstFlowReturn ret) {
 // Takes the next piece of work off the queue: an event, a run of idle frames,
 // a batch of speech frames, or (live) speech frames that can no longer make
 // their deadline. Waits while a batch may still fill. Empty when flushing.
-enum class Work { None, Event, Idle, Batch, Skip };
+enum class Work { None, Event, Idle, Batch, Skip, Drop };
 static Work take_work(GstMuseTalkLipSync *self, std::vector<Item> &work,
                       GstClockTimeDiff *lateness) {
   auto &st = state_of(self);
@@ -398,6 +398,22 @@ static Work take_work(GstMuseTalkLipSync *self, std::vector<Item> &work,
     work.push_back(st.queue.front());
     st.queue.pop_front();
   };
+  if (deadlines_active(st)) {
+    // Frames that arrive after their render time (upstream fell behind) are
+    // dropped, as a sink would drop them: the picture holds, time goes on.
+    const ClockNow c = clock_now(self);
+    while (c.valid() && !st.queue.empty() && st.queue.front().buffer) {
+      const GstClockTime deadline = deadline_of(st, st.queue.front(), c.base);
+      if (!GST_CLOCK_TIME_IS_VALID(deadline) || c.now <= deadline + kDownstreamMargin) break;
+      *lateness = std::max(*lateness, GST_CLOCK_DIFF(deadline, c.now));
+      take();
+    }
+    if (!work.empty()) {
+      st.dropped += work.size();
+      st.cond.notify_all();
+      return Work::Drop;
+    }
+  }
   if (st.queue.front().event) {
     take();
     kind = Work::Event;
@@ -533,6 +549,13 @@ static void lipsync_loop(gpointer user_data) {
     return;
   }
 
+  if (kind == Work::Drop) {
+    GST_DEBUG_OBJECT(self, "dropping %zu frames that came %" GST_STIME_FORMAT " late", work.size(),
+                     GST_STIME_ARGS(lateness));
+    post_skipped(self, work.front(), work.size(), lateness);
+    for (auto &it : work) it.release();
+    return;
+  }
   if (kind == Work::Skip) {
     GST_DEBUG_OBJECT(self, "skipping %zu frames, %" GST_STIME_FORMAT " late", work.size(),
                      GST_STIME_ARGS(lateness));
@@ -786,7 +809,7 @@ static gboolean lipsync_src_activate_mode(GstPad *pad, GstObject *parent, GstPad
       st.flushing = false;
       st.src_result = GST_FLOW_OK;
       st.frames_in = 0;
-      st.generated = st.skipped = st.idle = 0;
+      st.generated = st.skipped = st.idle = st.dropped = 0;
       st.worst_lateness = 0;
       st.pipeline_latency = GST_CLOCK_TIME_NONE;
       gst_segment_init(&st.segment, GST_FORMAT_TIME);
@@ -869,8 +892,9 @@ static GstStructure *make_stats(LipSyncState &st) {
   const guint64 speech = st.generated + st.skipped;
   return gst_structure_new(
       "musetalklipsync-stats", "frames-generated", G_TYPE_UINT64, st.generated, "frames-skipped",
-      G_TYPE_UINT64, st.skipped, "frames-idle", G_TYPE_UINT64, st.idle, "generated-fraction",
-      G_TYPE_DOUBLE, speech ? double(st.generated) / speech : 1.0, "frame-cost-ms", G_TYPE_DOUBLE,
+      G_TYPE_UINT64, st.skipped, "frames-idle", G_TYPE_UINT64, st.idle, "frames-dropped",
+      G_TYPE_UINT64, st.dropped, "generated-fraction", G_TYPE_DOUBLE,
+      speech ? double(st.generated) / speech : 1.0, "frame-cost-ms", G_TYPE_DOUBLE,
       st.frame_cost / 1e6, "inference-latency-ms", G_TYPE_DOUBLE, st.inference_budget / 1e6,
       "worst-lateness-ms", G_TYPE_DOUBLE, st.worst_lateness / 1e6, nullptr);
 }
@@ -989,7 +1013,8 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
       g_param_spec_boxed(
           "stats", "Statistics",
           "Counters since the element started: frames-generated, frames-skipped (late, see qos), "
-          "frames-idle (GAP in), generated-fraction (generated / speaking frames), frame-cost-ms "
+          "frames-idle (GAP in), frames-dropped (arrived after their render time: not pushed), "
+          "generated-fraction (generated / speaking frames), frame-cost-ms "
           "(current estimate per frame), inference-latency-ms (reported), worst-lateness-ms (the "
           "latest a generated frame was ready after its deadline; 0: never late)",
           GST_TYPE_STRUCTURE, GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));

@@ -550,7 +550,9 @@ static void whisper_feat_loop(gpointer user_data) {
                                   std::chrono::steady_clock::now() - t0)
                                   .count();
       std::lock_guard<std::mutex> l(st.queue_lock);
-      st.run_cost = (st.run_cost * 3 + ns / runs) / 4;
+      // Up at once, down slowly: an estimate that lags a slower spell lets
+      // runs start that then deliver late.
+      st.run_cost = std::max<GstClockTime>(ns / runs, (st.run_cost * 7 + ns / runs) / 8);
       st.runs += runs;
     }
   };
