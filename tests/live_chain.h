@@ -20,6 +20,7 @@
 #include "gst/common/face_meta.h"
 #include "gst/common/gst_ptr.h"
 #include "lib/avatar/avatar_frames.h"
+#include "tests/bus_error.h"
 
 namespace talker::test {
 
@@ -175,28 +176,14 @@ class LiveChain {
   }
 
   std::string take_error() {
-    gst::GstPtr<GstMessage> msg(gst_bus_pop_filtered(bus_.get(), GST_MESSAGE_ERROR));
-    if (!msg) return "(no error message)";
-    GError *err = nullptr;
-    gchar *debug = nullptr;
-    gst_message_parse_error(msg.get(), &err, &debug);
-    std::string text = std::string(err->message) + " " + (debug ? debug : "");
-    g_error_free(err);
-    g_free(debug);
-    return text;
+    std::string text = first_error(pipeline_.get());
+    return text.empty() ? "(no error message)" : text;
   }
 
   void handle(GstMessage *msg) {
     switch (GST_MESSAGE_TYPE(msg)) {
-      case GST_MESSAGE_ERROR: {
-        GError *err = nullptr;
-        gchar *debug = nullptr;
-        gst_message_parse_error(msg, &err, &debug);
-        std::string text = std::string(err->message) + " " + (debug ? debug : "");
-        g_error_free(err);
-        g_free(debug);
-        throw std::runtime_error(text);
-      }
+      case GST_MESSAGE_ERROR:
+        throw std::runtime_error(error_text(msg));
       case GST_MESSAGE_QOS:
         ++qos_messages_;
         break;

@@ -334,16 +334,21 @@ static GstFlowReturn drain(GstWhisperFeat *self) {
   return ret;
 }
 
+// Reads 16 kHz mono caps into `info`; anything else is a bus error.
+static bool parse_audio_caps(GstWhisperFeat *self, GstCaps *caps, GstAudioInfo *info) {
+  if (gst_audio_info_from_caps(info, caps) && GST_AUDIO_INFO_RATE(info) == 16000 &&
+      GST_AUDIO_INFO_CHANNELS(info) == 1)
+    return true;
+  GST_ELEMENT_ERROR(
+      self, STREAM, FORMAT, ("whisperfeat needs 16 kHz mono audio"),
+      ("got caps %" GST_PTR_FORMAT "; put audioconvert ! audioresample in front", caps));
+  return false;
+}
+
 static gboolean set_caps(GstWhisperFeat *self, GstCaps *caps) {
   auto &st = state_of(self);
   GstAudioInfo info;
-  if (!gst_audio_info_from_caps(&info, caps) || GST_AUDIO_INFO_RATE(&info) != 16000 ||
-      GST_AUDIO_INFO_CHANNELS(&info) != 1) {
-    GST_ELEMENT_ERROR(
-        self, STREAM, FORMAT, ("whisperfeat needs 16 kHz mono audio"),
-        ("got caps %" GST_PTR_FORMAT "; put audioconvert ! audioresample in front", caps));
-    return FALSE;
-  }
+  if (!parse_audio_caps(self, caps, &info)) return FALSE;
   if (st.stream && st.have_info && !gst_audio_info_is_equal(&info, &st.info)) drain(self);
   st.info = info;
   st.have_info = true;
@@ -657,11 +662,7 @@ static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent
       GstCaps *caps;
       gst_event_parse_caps(event, &caps);
       GstAudioInfo info;
-      if (!gst_audio_info_from_caps(&info, caps) || GST_AUDIO_INFO_RATE(&info) != 16000 ||
-          GST_AUDIO_INFO_CHANNELS(&info) != 1) {
-        GST_ELEMENT_ERROR(
-            self, STREAM, FORMAT, ("whisperfeat needs 16 kHz mono audio"),
-            ("got caps %" GST_PTR_FORMAT "; put audioconvert ! audioresample in front", caps));
+      if (!parse_audio_caps(self, caps, &info)) {
         gst_event_unref(event);
         return FALSE;
       }
