@@ -136,23 +136,11 @@ class LiveChain {
     return false;
   }
 
-  std::vector<SinkRecord> video() {
-    std::lock_guard<std::mutex> l(lock_);
-    return video_;
-  }
+  std::vector<SinkRecord> video() { return copy_of(video_); }
   // Video as it left talkinghead (before the queue in front of the sink).
-  std::vector<SinkRecord> head_output() {
-    std::lock_guard<std::mutex> l(lock_);
-    return head_out_;
-  }
-  std::vector<SinkRecord> audio() {
-    std::lock_guard<std::mutex> l(lock_);
-    return audio_;
-  }
-  std::vector<SentenceEvent> sentences() {
-    std::lock_guard<std::mutex> l(lock_);
-    return sentences_;
-  }
+  std::vector<SinkRecord> head_output() { return copy_of(head_out_); }
+  std::vector<SinkRecord> audio() { return copy_of(audio_); }
+  std::vector<SentenceEvent> sentences() { return copy_of(sentences_); }
   guint64 qos_messages() const { return qos_messages_; }
 
   // How late a record reached its sink: arrival minus render time
@@ -222,18 +210,26 @@ class LiveChain {
     return GST_PAD_PROBE_OK;
   }
 
+  template <typename T>
+  std::vector<T> copy_of(const std::vector<T> &records) {
+    std::lock_guard<std::mutex> l(lock_);
+    return records;
+  }
+
+  // Video probes: the same record, kept in the sink's or the head's list.
+  void add_video(GstPadProbeInfo *info, std::vector<SinkRecord> &to) {
+    SinkRecord r = video_record(GST_PAD_PROBE_INFO_BUFFER(info));
+    std::lock_guard<std::mutex> l(lock_);
+    to.push_back(r);
+  }
   static GstPadProbeReturn on_video(GstPad *, GstPadProbeInfo *info, gpointer user) {
     auto *self = static_cast<LiveChain *>(user);
-    SinkRecord r = self->video_record(GST_PAD_PROBE_INFO_BUFFER(info));
-    std::lock_guard<std::mutex> l(self->lock_);
-    self->video_.push_back(r);
+    self->add_video(info, self->video_);
     return GST_PAD_PROBE_OK;
   }
   static GstPadProbeReturn on_head(GstPad *, GstPadProbeInfo *info, gpointer user) {
     auto *self = static_cast<LiveChain *>(user);
-    SinkRecord r = self->video_record(GST_PAD_PROBE_INFO_BUFFER(info));
-    std::lock_guard<std::mutex> l(self->lock_);
-    self->head_out_.push_back(r);
+    self->add_video(info, self->head_out_);
     return GST_PAD_PROBE_OK;
   }
 
