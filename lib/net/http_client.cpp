@@ -151,4 +151,71 @@ void HttpClient::send(const HttpRequest &request, const BodySink &on_body) {
   }
 }
 
+std::string HttpResponse::header(const std::string &lower_name) const {
+  for (const auto &[name, value] : headers)
+    if (name == lower_name) return value;
+  return "";
+}
+
+std::vector<std::string> HttpResponse::header_values(const std::string &lower_name) const {
+  std::vector<std::string> values;
+  for (const auto &[name, value] : headers)
+    if (name == lower_name) values.push_back(value);
+  return values;
+}
+
+HttpResponse HttpClient::exchange(const HttpRequest &request, size_t max_body) {
+  if (!session_)
+    session_ =
+        soup_session_new_with_options("timeout", timeout_s_, "user-agent", "gst-talker", nullptr);
+  GObjectPtr<SoupMessage> msg(soup_message_new(request.method.c_str(), request.url.c_str()));
+  if (!msg) throw Error("invalid URL '" + request.url + "'");
+  soup_message_add_flags(msg.get(), SOUP_MESSAGE_NO_REDIRECT);
+  SoupMessageHeaders *headers = soup_message_get_request_headers(msg.get());
+  for (const auto &[name, value] : request.headers)
+    soup_message_headers_append(headers, name.c_str(), value.c_str());
+  if (!request.body.empty()) {
+    GBytes *body = g_bytes_new(request.body.data(), request.body.size());
+    soup_message_set_request_body_from_bytes(msg.get(), request.content_type.c_str(), body);
+    g_bytes_unref(body);
+  }
+  GObjectPtr<GCancellable> cancellable(g_cancellable_new());
+  {
+    std::lock_guard<std::mutex> lock(cancel_lock_);
+    current_ = cancellable.get();
+  }
+  struct Clear {
+    HttpClient *self;
+    ~Clear() {
+      std::lock_guard<std::mutex> lock(self->cancel_lock_);
+      self->current_ = nullptr;
+    }
+  } clear{this};
+  GError *error = nullptr;
+  GObjectPtr<GInputStream> body(soup_session_send(session_, msg.get(), cancellable.get(), &error));
+  if (!body) throw Error(request.url + ": " + take_error(error));
+  HttpResponse response;
+  response.status = soup_message_get_status(msg.get());
+  response.reason = soup_message_get_reason_phrase(msg.get()) ?: "";
+  SoupMessageHeadersIter iter;
+  soup_message_headers_iter_init(&iter, soup_message_get_response_headers(msg.get()));
+  const char *name, *value;
+  while (soup_message_headers_iter_next(&iter, &name, &value)) {
+    std::string lower(name);
+    for (char &c : lower) c = char(g_ascii_tolower(c));
+    response.headers.emplace_back(lower, value);
+  }
+  std::vector<char> buffer(16384);
+  while (response.body.size() < max_body) {
+    const gssize n =
+        g_input_stream_read(body.get(), buffer.data(), buffer.size(), cancellable.get(), &error);
+    if (n == 0) break;
+    if (n < 0) throw Error(request.url + ": the response broke off: " + take_error(error));
+    response.body.append(buffer.data(), size_t(n));
+  }
+  if (response.body.size() > max_body) response.body.resize(max_body);
+  g_input_stream_close(body.get(), nullptr, nullptr);
+  return response;
+}
+
 }  // namespace talker::net

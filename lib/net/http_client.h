@@ -34,6 +34,17 @@ struct HttpRequest {
   bool refuse_text = false;
 };
 
+// A whole exchange, as the server answered it: nothing followed, nothing
+// thrown for a status.
+struct HttpResponse {
+  unsigned status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case, in order
+  std::string body;                                          // at most the max_body given
+  std::string header(const std::string &lower_name) const;   // first value or ""
+  std::vector<std::string> header_values(const std::string &lower_name) const;
+};
+
 // Called with each piece of the response body as it arrives; false stops.
 using BodySink = std::function<bool(const uint8_t *data, size_t size)>;
 
@@ -50,6 +61,9 @@ class HttpClient {
   HttpClient &operator=(const HttpClient &) = delete;
 
   void send(const HttpRequest &request, const BodySink &on_body);
+  // One request, redirects not followed, any status returned. Throws
+  // talker::Error for what is not an HTTP answer (refused, timeout, reset).
+  HttpResponse exchange(const HttpRequest &request, size_t max_body);
   void cancel();
 
  private:
