@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_TALKER_RTMP_SINK (gst_talker_rtmp_sink_get_type())
+G_DECLARE_FINAL_TYPE(GstTalkerRtmpSink, gst_talker_rtmp_sink, GST, TALKER_RTMP_SINK, GstBin)
+GST_ELEMENT_REGISTER_DECLARE(talkerrtmpsink);
+
+G_END_DECLS

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#pragma once
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_TALKER_WHIP_SINK (gst_talker_whip_sink_get_type())
+G_DECLARE_FINAL_TYPE(GstTalkerWhipSink, gst_talker_whip_sink, GST, TALKER_WHIP_SINK, GstBin)
+GST_ELEMENT_REGISTER_DECLARE(talkerwhipsink);
+
+G_END_DECLS
