@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// A WHIP endpoint for tests, on 127.0.0.1. Its media side is a real,
+// independent WebRTC stack: headless Debian chromium (driven by
+// playwright-core), one RTCPeerConnection per session, which decodes what
+// arrives and times white flashes and audio beeps as they come out of its
+// jitter buffers. Its HTTP side relays SDP and can be told to misbehave
+// through /control. Prints "READY <port>" when listening.
+//
+//   node whip-endpoint.js [--port N]
+//   POST   /whip/...              the endpoint (answers per the current mode)
+//   OPTIONS/whip/...              Link ice-servers when configured
+//   DELETE .../resource/<id>      ends a session
+//   POST   /control               JSON: {status, retryAfter, times, redirect, location, links}
+//   GET    /control/requests      what the endpoint was sent (method, path, authorization)
+//   GET    /control/sessions      per session: state, decoded frames/samples, flash/beep times
+//   POST   /control/vanish        closes every peer connection without telling the client
+'use strict';
+const http = require('http');
+const { chromium } = require('playwright-core');
+
+const args = process.argv.slice(2);
+const port = args.includes('--port') ? Number(args[args.indexOf('--port') + 1]) : 0;
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+// What the page runs: one receiving peer connection per session.
+const pageScript = `
+window.sessions = {};
+window.openSession = async (id, offer) => {
+  const pc = new RTCPeerConnection();
+  const s = { pc, flashes: [], beeps: [], frames: 0, audioChunks: 0, streams: [], width: 0, height: 0 };
+  window.sessions[id] = s;
+  const media = document.createElement('video');
+  media.muted = true; media.autoplay = true; document.body.appendChild(media);
+  pc.ontrack = (e) => {
+    for (const st of e.streams) if (!s.streams.includes(st.id)) s.streams.push(st.id);
+    if (e.streams[0]) media.srcObject = e.streams[0];
+    const reader = new MediaStreamTrackProcessor({ track: e.track }).readable.getReader();
+    if (e.track.kind === 'video') {
+      const canvas = new OffscreenCanvas(8, 8);
+      const ctx = canvas.getContext('2d', { willReadFrequently: true });
+      let bright = false;
+      (async () => { for (;;) {
+        const { value: frame, done } = await reader.read(); if (done) return;
+        const t = performance.now();
+        s.frames++; s.width = frame.displayWidth; s.height = frame.displayHeight;
+        ctx.drawImage(frame, 0, 0, 8, 8);
+        const px = ctx.getImageData(0, 0, 8, 8).data;
+        let sum = 0; for (let i = 0; i < px.length; i += 4) sum += px[i];
+        const now = sum / 64 > 128;
+        if (now && !bright) s.flashes.push(t);
+        bright = now; frame.close();
+      } })();
+    } else {
+      let quietSamples = 1e9;
+      (async () => { for (;;) {
+        const { value: data, done } = await reader.read(); if (done) return;
+        const t = performance.now();
+        s.audioChunks++;
+        const n = data.numberOfFrames, rate = data.sampleRate;
+        const buf = new Float32Array(n);
+        data.copyTo(buf, { planeIndex: 0, format: 'f32-planar' });
+        for (let i = 0; i < n; i++) {
+          if (Math.abs(buf[i]) > 0.05) {
+            if (quietSamples > rate * 0.3) s.beeps.push(t - (n - i) * 1000 / rate);
+            quietSamples = 0;
+          } else quietSamples++;
+        }
+        data.close();
+      } })();
+    }
+  };
+  await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await new Promise((r) => {
+    if (pc.iceGatheringState === 'complete') return r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+    setTimeout(r, 2000);
+  });
+  return pc.localDescription.sdp;
+};
+window.closeSession = (id) => { const s = window.sessions[id]; if (s) s.pc.close(); };
+window.report = async () => {
+  const out = [];
+  for (const [id, s] of Object.entries(window.sessions)) {
+    const r = { id, state: s.pc.connectionState, frames: s.frames, audioChunks: s.audioChunks,
+                streams: s.streams, width: s.width, height: s.height,
+                flashes: s.flashes, beeps: s.beeps, framesDecoded: 0, audioSamples: 0, codecs: [] };
+    if (s.pc.connectionState !== 'closed') {
+      const stats = await s.pc.getStats();
+      stats.forEach((x) => {
+        if (x.type === 'inbound-rtp' && x.kind === 'video') r.framesDecoded = x.framesDecoded;
+        if (x.type === 'inbound-rtp' && x.kind === 'audio') r.audioSamples = x.totalSamplesReceived;
+        if (x.type === 'codec') r.codecs.push(x.mimeType);
+      });
+    }
+    out.push(r);
+  }
+  return out;
+};
+`;
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns',
+           '--autoplay-policy=no-user-gesture-required'],
+  });
+  const page = await browser.newPage();
+  await page.setContent('<html><body></body></html>');
+  await page.addScriptTag({ content: pageScript });
+
+  let mode = {};
+  let nextId = 1;
+  const requests = [];
+  const live = new Set();
+
+  const server = http.createServer(async (req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; if (body.length > 1e6) req.destroy(); });
+    await new Promise((r) => req.on('end', r));
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const send = (status, headers, text) => { res.writeHead(status, headers); res.end(text || ''); };
+    try {
+      if (url.pathname.startsWith('/control')) {
+        if (req.method === 'POST' && url.pathname === '/control') { mode = JSON.parse(body || '{}'); return send(200, {}, 'ok'); }
+        if (url.pathname === '/control/requests') return send(200, { 'Content-Type': 'application/json' }, JSON.stringify(requests));
+        if (url.pathname === '/control/sessions') return send(200, { 'Content-Type': 'application/json' }, JSON.stringify(await page.evaluate(() => window.report())));
+        if (url.pathname === '/control/vanish') {
+          for (const id of live) await page.evaluate((i) => window.closeSession(i), id);
+          live.clear();
+          return send(200, {}, 'ok');
+        }
+        if (url.pathname === '/control/quit') { send(200, {}, 'bye'); await browser.close(); process.exit(0); }
+        return send(404, {}, 'no such control');
+      }
+      requests.push({ method: req.method, path: req.url, authorization: req.headers.authorization || null,
+                      contentType: req.headers['content-type'] || null, t: Date.now() });
+      const links = mode.links ? { Link: mode.links } : {};
+      if (req.method === 'OPTIONS') return send(204, links);
+      const resource = url.pathname.match(/\/resource\/(\d+)$/);
+      if (req.method === 'DELETE' && resource) {
+        const id = resource[1];
+        if (!live.has(id)) return send(404, {}, 'no such session');
+        live.delete(id);
+        await page.evaluate((i) => window.closeSession(i), id);
+        return send(200, {});
+      }
+      if (req.method !== 'POST' || !url.pathname.startsWith('/whip') && !url.pathname.startsWith('/moved'))
+        return send(405, {}, 'not a WHIP request');
+      if (mode.times !== undefined && mode.times <= 0) mode = {};
+      if (mode.status) {
+        if (mode.times !== undefined) mode.times--;
+        const h = mode.retryAfter !== undefined ? { 'Retry-After': String(mode.retryAfter) } : {};
+        return send(mode.status, h, mode.body || `refused by the test endpoint (${mode.status})`);
+      }
+      if (mode.redirect && url.pathname.startsWith('/whip'))
+        return send(307, { Location: '/moved' + url.pathname + url.search });
+      if (req.headers['content-type'] !== 'application/sdp') return send(415, {}, 'application/sdp only');
+      const id = String(nextId++);
+      const answer = await page.evaluate(([i, o]) => window.openSession(i, o), [id, body]);
+      live.add(id);
+      // Relative by default: the client must resolve it against the URL that answered.
+      const location = mode.location === 'absolute' ? `http://127.0.0.1:${server.address().port}/resource/${id}` : `resource/${id}`;
+      return send(201, { 'Content-Type': 'application/sdp', Location: location, ...links }, answer);
+    } catch (e) {
+      return send(500, {}, String(e));
+    }
+  });
+  server.listen(port, '127.0.0.1', () => console.log(`READY ${server.address().port}`));
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
