@@ -67,6 +67,8 @@ class HttpClient {
   void cancel();
 
  private:
+  struct Exchange;
+  std::unique_ptr<Exchange> start(const HttpRequest &request, bool follow_redirects);
   unsigned timeout_s_;
   SoupSession *session_ = nullptr;  // made by the thread that sends
   std::mutex cancel_lock_;
