@@ -115,18 +115,35 @@ GstPtr<GstElement> whip_pipeline(const std::string &location, const std::string 
                                "\" retry-delay=300 max-retry-delay=2000 " + extra);
 }
 
+// Plays `p` and reads its bus until the WHIP output connected (20 s at most).
+BusLog play_until_connected(GstElement *p) {
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  BusLog log;
+  log.read(p, "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  return log;
+}
+
 }  // namespace
 
 TEST_CASE("Output elements: every property set through GObject reads back") {
   for (const char *factory : {"talkerrtmpsink", "talkerwhipsink"}) {
     GstPtr<GstElement> e(gst_element_factory_make(factory, nullptr));
     REQUIRE(e);
-    guint n = 0;
+    guint n = 0, checked = 0;
     GParamSpec **specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(e.get()), &n);
     for (guint i = 0; i < n; ++i) {
       GParamSpec *p = specs[i];
-      if (!(p->flags & G_PARAM_WRITABLE) || p->owner_type != G_OBJECT_TYPE(e.get())) continue;
+      // The element's own and the shared output bin's; not GstBin's.
+      if (!(p->flags & G_PARAM_WRITABLE) || !g_type_is_a(p->owner_type, GST_TYPE_BIN) ||
+          p->owner_type == GST_TYPE_BIN)
+        continue;
+      ++checked;
       GValue v = G_VALUE_INIT, back = G_VALUE_INIT;
+      g_value_init(&back, p->value_type);
+      g_object_get_property(G_OBJECT(e.get()), p->name, &back);
+      INFO(factory << "." << p->name << " starts at its documented default");
+      CHECK(g_param_value_defaults(p, &back));
+      g_value_unset(&back);
       g_value_init(&v, p->value_type);
       if (G_IS_PARAM_SPEC_STRING(p))
         g_value_set_string(&v, "rtmp://example/x");
@@ -145,6 +162,7 @@ TEST_CASE("Output elements: every property set through GObject reads back") {
       g_value_unset(&back);
     }
     g_free(specs);
+    CHECK(checked >= 8);
   }
 }
 
@@ -226,9 +244,7 @@ TEST_CASE("RTMP: nginx stops for 3 s mid-stream; the push resumes by itself, no 
 TEST_CASE("WHIP: chromium decodes both tracks in sync; Bearer, relative Location, DELETE at stop") {
   WhipEndpoint endpoint;
   auto p = whip_pipeline(endpoint.url(), "auth-token=s3cret");
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
-  BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  BusLog log = play_until_connected(p.get());
   REQUIRE(log.count("connected") == 1);
   log.read(p.get(), "talker-whip", 9000ms);
   auto sessions = endpoint.get("sessions");
@@ -280,9 +296,7 @@ TEST_CASE("WHIP: no token, no Authorization header; 307 followed with method and
   WhipEndpoint endpoint;
   endpoint.mode({{"redirect", true}, {"location", "absolute"}});
   auto p = whip_pipeline(endpoint.url());
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
-  BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  BusLog log = play_until_connected(p.get());
   gst_element_set_state(p.get(), GST_STATE_NULL);
   CHECK(log.errors.empty());
   CHECK(log.count("connected") == 1);
@@ -350,9 +364,7 @@ TEST_CASE("WHIP: endpoint down at start, up 3 s later: the element connects by i
 TEST_CASE("WHIP: the receiver vanishes mid-stream; a new session within 5 s") {
   WhipEndpoint endpoint;
   auto p = whip_pipeline(endpoint.url(), "rtcp-timeout=2000");
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
-  BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  BusLog log = play_until_connected(p.get());
   REQUIRE(log.count("connected") == 1);
   log.read(p.get(), "talker-whip", 3000ms);
   const auto vanished = std::chrono::steady_clock::now();
@@ -388,9 +400,7 @@ TEST_CASE("WHIP: Link ice-servers from an OPTIONS preflight are used by the firs
   endpoint.mode({{"links", "<stun:127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
                                ">; rel=\"ice-server\""}});
   auto p = whip_pipeline(endpoint.url(), "ice-preflight=true");
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
-  BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  BusLog log = play_until_connected(p.get());
   gst_element_set_state(p.get(), GST_STATE_NULL);
   int binding_requests = 0;
   unsigned char packet[1500];
@@ -418,9 +428,7 @@ double rss_mib() {
 TEST_CASE("WHIP soak: 10 minutes, the receiver restarts every minute", "[.soak]") {
   WhipEndpoint endpoint;
   auto p = whip_pipeline(endpoint.url(), "rtcp-timeout=2000");
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
-  BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  BusLog log = play_until_connected(p.get());
   REQUIRE(log.count("connected") == 1);
   std::vector<double> outages, rss;
   for (int minute = 1; minute <= 10; ++minute) {
@@ -437,7 +445,7 @@ TEST_CASE("WHIP soak: 10 minutes, the receiver restarts every minute", "[.soak]"
   GstPtr<GstElement> out(out_of(p.get()));
   const std::string state = stat_string(out.get(), "state");
   gst_element_set_state(p.get(), GST_STATE_NULL);
-  WARN("outages (s): " << join_ms(outages, 1) << "; RSS (MiB) by minute: " << join_ms(rss, 1));
+  WARN("outages (ms): " << join_ms(outages) << "; RSS (MiB) by minute: " << join_ms(rss, 1));
   CHECK(log.errors.empty());
   CHECK(state == "connected");
   CHECK(log.count("connected") == 11);

@@ -276,7 +276,12 @@ void ReconnectingOutput::worker() {
 
 void ReconnectingOutput::install_stage(GstElement *stage) {
   g_object_set_data(G_OBJECT(stage), kStageMark, GINT_TO_POINTER(1));
+  // A sink added to a playing pipeline that prerolls asynchronously would
+  // take the whole pipeline back to PAUSED ("lost state"), where live sources
+  // stop: no media, no preroll, a silent stall. The stage settles alone.
+  if (GST_IS_BIN(stage)) g_object_set(stage, "async-handling", TRUE, nullptr);
   gst_bin_add(bin_, stage);
+  std::vector<std::pair<GstPad *, GstPad *>> links;  // tail src, stage pad
   unsigned index = 0;
   for (const Track &t : tracks_snapshot()) {
     GstPad *target = stage_target(stage, t, index);
@@ -285,10 +290,7 @@ void ReconnectingOutput::install_stage(GstElement *stage) {
     gst_object_unref(target);
     gst_pad_set_active(ghost, TRUE);
     gst_element_add_pad(stage, ghost);
-    GstPad *src = gst_element_get_static_pad(t.tail, "src");
-    if (gst_pad_link(src, ghost) != GST_PAD_LINK_OK)
-      GST_ERROR_OBJECT(bin_, "cannot link the %s track to the stage", name);
-    gst_object_unref(src);
+    links.emplace_back(gst_element_get_static_pad(t.tail, "src"), ghost);
     ++index;
   }
   {
@@ -296,7 +298,14 @@ void ReconnectingOutput::install_stage(GstElement *stage) {
     stage_ = stage;
     stage_eos_ = false;
   }
+  // Running before it is linked: media (and its sticky events) must never
+  // meet the stage's pads while they are still flushing.
   gst_element_sync_state_with_parent(stage);
+  for (auto &[src, ghost] : links) {
+    if (gst_pad_link(src, ghost) != GST_PAD_LINK_OK)
+      GST_ERROR_OBJECT(bin_, "cannot link %s to the stage", GST_PAD_NAME(ghost));
+    gst_object_unref(src);
+  }
 }
 
 void ReconnectingOutput::remove_stage() {
@@ -308,8 +317,8 @@ void ReconnectingOutput::remove_stage() {
     stage_ = nullptr;
   }
   if (!stage) return;
-  gst_element_set_locked_state(stage, TRUE);
-  gst_element_set_state(stage, GST_STATE_NULL);
+  // Unlinked first (the tails then drop what they make), stopped second: a
+  // buffer never meets the stage's pads while they deactivate.
   for (const Track &t : tracks_snapshot()) {
     GstPad *src = gst_element_get_static_pad(t.tail, "src");
     GstPad *peer = gst_pad_get_peer(src);
@@ -319,6 +328,8 @@ void ReconnectingOutput::remove_stage() {
     }
     gst_object_unref(src);
   }
+  gst_element_set_locked_state(stage, TRUE);
+  gst_element_set_state(stage, GST_STATE_NULL);
   gst_bin_remove(bin_, stage);
 }
 

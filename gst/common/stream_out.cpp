@@ -149,7 +149,17 @@ GstPad *StageGate::make_pad(const char *name, GstPad *target, MediaKind kind) {
       G_OBJECT(pad), [](gpointer data, GObject *) { delete static_cast<PadState *>(data); },
       gst_pad_get_element_private(pad));
   gst_pad_set_chain_function(pad, &StageGate::chain);
+  gst_pad_set_event_function(pad, &StageGate::event);
   return pad;
+}
+
+// Sticky events a stage cannot take yet (its pads still starting) stay
+// pending on the ghost pad and go with the next buffer; reporting the failure
+// upstream would stop the branch for good.
+gboolean StageGate::event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  const bool sticky = GST_EVENT_IS_STICKY(event) && GST_EVENT_TYPE(event) != GST_EVENT_EOS;
+  const gboolean ok = gst_pad_event_default(pad, parent, event);
+  return ok || sticky;
 }
 
 void StageGate::open() {

@@ -19,7 +19,7 @@ enum class WireFormat { kFlv, kRtp };
 struct EncoderSettings {
   guint video_bitrate_kbps = 2000;
   guint keyframe_interval_ms = 2000;
-  guint audio_bitrate_bps = 64000;
+  guint audio_bitrate_bps = 96000;
 };
 
 // RTP payload types the WHIP offer uses for what build_branch() payloads.
@@ -63,6 +63,7 @@ class StageGate {
  private:
   struct PadState;
   static GstFlowReturn chain(GstPad *pad, GstObject *parent, GstBuffer *buffer);
+  static gboolean event(GstPad *pad, GstObject *parent, GstEvent *event);
   FailureHandler on_failure_;
   std::atomic<bool> open_{false};
   std::atomic<unsigned> generation_{0};  // bumped by open(): video waits for a key frame again

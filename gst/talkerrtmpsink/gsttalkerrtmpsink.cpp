@@ -18,7 +18,6 @@
 #include <memory>
 #include <string>
 
-#include "gst/common/output_properties.h"
 #include "gst/common/reconnecting_output.h"
 #include "lib/net/redact.h"
 
@@ -136,16 +135,16 @@ class RtmpOutput : public talker::gst::ReconnectingOutput {
   }
 };
 
-enum { PROP_0, PROP_LOCATION, PROP_TIMEOUT, PROP_STATS, PROP_OUTPUT_FIRST };
+enum { PROP_0, PROP_LOCATION, PROP_TIMEOUT, PROP_STATS };
 
 }  // namespace
 
 struct _GstTalkerRtmpSink {
-  GstBin parent;
-  RtmpOutput *output;
+  GstTalkerOutputBin parent;
+  RtmpOutput *output;  // owned by the parent class
 };
 
-G_DEFINE_TYPE(GstTalkerRtmpSink, gst_talker_rtmp_sink, GST_TYPE_BIN);
+G_DEFINE_TYPE(GstTalkerRtmpSink, gst_talker_rtmp_sink, GST_TYPE_TALKER_OUTPUT_BIN);
 GST_ELEMENT_REGISTER_DEFINE(talkerrtmpsink, "talkerrtmpsink", GST_RANK_NONE,
                             GST_TYPE_TALKER_RTMP_SINK);
 
@@ -169,8 +168,7 @@ static void talker_rtmp_sink_set_property(GObject *object, guint id, const GValu
       self->output->timeout_s = g_value_get_uint(value);
       break;
     default:
-      if (!talker::gst::set_output_property(*self->output, id, PROP_OUTPUT_FIRST, value))
-        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
 }
 
@@ -188,41 +186,8 @@ static void talker_rtmp_sink_get_property(GObject *object, guint id, GValue *val
       g_value_take_boxed(value, self->output->stats());
       break;
     default:
-      if (!talker::gst::get_output_property(*self->output, id, PROP_OUTPUT_FIRST, value))
-        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
-}
-
-static GstPad *talker_rtmp_sink_request_new_pad(GstElement *element, GstPadTemplate *templ,
-                                                const gchar *, const GstCaps *) {
-  auto *self = GST_TALKER_RTMP_SINK(element);
-  const bool video = g_str_equal(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video");
-  return self->output->request_pad(templ, video ? MediaKind::kVideo : MediaKind::kAudio);
-}
-
-static void talker_rtmp_sink_release_pad(GstElement *element, GstPad *pad) {
-  GST_TALKER_RTMP_SINK(element)->output->release_pad(pad);
-}
-
-static GstStateChangeReturn talker_rtmp_sink_change_state(GstElement *element,
-                                                          GstStateChange transition) {
-  auto *self = GST_TALKER_RTMP_SINK(element);
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) self->output->start();
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) self->output->stop();
-  return GST_ELEMENT_CLASS(gst_talker_rtmp_sink_parent_class)->change_state(element, transition);
-}
-
-static void talker_rtmp_sink_handle_message(GstBin *bin, GstMessage *message) {
-  if (GST_TALKER_RTMP_SINK(bin)->output->swallow_message(message)) {
-    gst_message_unref(message);
-    return;
-  }
-  GST_BIN_CLASS(gst_talker_rtmp_sink_parent_class)->handle_message(bin, message);
-}
-
-static void talker_rtmp_sink_finalize(GObject *object) {
-  delete GST_TALKER_RTMP_SINK(object)->output;
-  G_OBJECT_CLASS(gst_talker_rtmp_sink_parent_class)->finalize(object);
 }
 
 static void gst_talker_rtmp_sink_class_init(GstTalkerRtmpSinkClass *klass) {
@@ -230,7 +195,6 @@ static void gst_talker_rtmp_sink_class_init(GstTalkerRtmpSinkClass *klass) {
   auto *element_class = GST_ELEMENT_CLASS(klass);
   gobject_class->set_property = talker_rtmp_sink_set_property;
   gobject_class->get_property = talker_rtmp_sink_get_property;
-  gobject_class->finalize = talker_rtmp_sink_finalize;
   const auto rw = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       gobject_class, PROP_LOCATION,
@@ -248,19 +212,14 @@ static void gst_talker_rtmp_sink_class_init(GstTalkerRtmpSinkClass *klass) {
                         1, 300, 10, rw));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
-      g_param_spec_boxed("stats", "Statistics",
-                         "state (idle, connecting, connected, reconnecting, failed), attempt, "
-                         "sessions (connections that carried media), buffers-dropped (while "
-                         "down), bytes-sent (this connection)",
-                         GST_TYPE_STRUCTURE,
-                         GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  talker::gst::install_output_properties(gobject_class, PROP_OUTPUT_FIRST, 128000);
+      g_param_spec_boxed(
+          "stats", "Statistics",
+          "state (idle, connecting, connected, reconnecting, failed, ended), attempt, "
+          "sessions (connections that carried media), buffers-dropped (while "
+          "down), bytes-sent (this connection)",
+          GST_TYPE_STRUCTURE, GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
-  element_class->request_new_pad = talker_rtmp_sink_request_new_pad;
-  element_class->release_pad = talker_rtmp_sink_release_pad;
-  element_class->change_state = talker_rtmp_sink_change_state;
-  GST_BIN_CLASS(klass)->handle_message = talker_rtmp_sink_handle_message;
   gst_element_class_set_static_metadata(
       element_class, "RTMP output that reconnects", "Sink/Network",
       "Encodes (H.264 + AAC) and pushes to an RTMP server; rebuilds the connection by itself "
@@ -271,5 +230,5 @@ static void gst_talker_rtmp_sink_class_init(GstTalkerRtmpSinkClass *klass) {
 
 static void gst_talker_rtmp_sink_init(GstTalkerRtmpSink *self) {
   self->output = new RtmpOutput(GST_BIN(self));
-  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
+  talker::gst::output_bin_take_output(GST_TALKER_OUTPUT_BIN(self), self->output);
 }

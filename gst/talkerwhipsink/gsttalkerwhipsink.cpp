@@ -32,7 +32,6 @@
 #include <string>
 #include <vector>
 
-#include "gst/common/output_properties.h"
 #include "gst/common/reconnecting_output.h"
 #include "lib/net/redact.h"
 #include "lib/net/whip_client.h"
@@ -299,6 +298,15 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
       Ms(5000));
   if (stopping() || failed()) return end;
   if (!caps_known) {
+    for (const Track &t : tracks_snapshot()) {
+      GstPad *src = gst_element_get_static_pad(t.tail, "src");
+      GstState st, pending;
+      gst_element_get_state(t.tail, &st, &pending, 0);
+      GST_WARNING_OBJECT(bin_, "tail %s: linked %d, caps %d, state %s/%s", GST_ELEMENT_NAME(t.tail),
+                         gst_pad_is_linked(src), gst_pad_has_current_caps(src),
+                         gst_element_state_get_name(st), gst_element_state_get_name(pending));
+      gst_object_unref(src);
+    }
     end.reason = "no media reached webrtcbin within 5 s: the offer would lack its SSRCs";
     return end;
   }
@@ -492,17 +500,16 @@ enum {
   PROP_DISCONNECT_TIMEOUT,
   PROP_RTCP_TIMEOUT,
   PROP_STATS,
-  PROP_OUTPUT_FIRST
 };
 
 }  // namespace
 
 struct _GstTalkerWhipSink {
-  GstBin parent;
-  WhipOutput *output;
+  GstTalkerOutputBin parent;
+  WhipOutput *output;  // owned by the parent class
 };
 
-G_DEFINE_TYPE(GstTalkerWhipSink, gst_talker_whip_sink, GST_TYPE_BIN);
+G_DEFINE_TYPE(GstTalkerWhipSink, gst_talker_whip_sink, GST_TYPE_TALKER_OUTPUT_BIN);
 GST_ELEMENT_REGISTER_DEFINE(talkerwhipsink, "talkerwhipsink", GST_RANK_NONE,
                             GST_TYPE_TALKER_WHIP_SINK);
 
@@ -550,7 +557,7 @@ static void talker_whip_sink_set_property(GObject *object, guint id, const GValu
     *ms = g_value_get_uint(value);
   } else if (id == PROP_ICE_PREFLIGHT) {
     o->ice_preflight = g_value_get_boolean(value);
-  } else if (!talker::gst::set_output_property(*o, id, PROP_OUTPUT_FIRST, value)) {
+  } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
 }
@@ -566,41 +573,9 @@ static void talker_whip_sink_get_property(GObject *object, guint id, GValue *val
     g_value_set_boolean(value, o->ice_preflight);
   } else if (id == PROP_STATS) {
     g_value_take_boxed(value, o->stats());
-  } else if (!talker::gst::get_output_property(*o, id, PROP_OUTPUT_FIRST, value)) {
+  } else {
     G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
-}
-
-static GstPad *talker_whip_sink_request_new_pad(GstElement *element, GstPadTemplate *templ,
-                                                const gchar *, const GstCaps *) {
-  const bool video = g_str_equal(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video");
-  return GST_TALKER_WHIP_SINK(element)->output->request_pad(
-      templ, video ? MediaKind::kVideo : MediaKind::kAudio);
-}
-
-static void talker_whip_sink_release_pad(GstElement *element, GstPad *pad) {
-  GST_TALKER_WHIP_SINK(element)->output->release_pad(pad);
-}
-
-static GstStateChangeReturn talker_whip_sink_change_state(GstElement *element,
-                                                          GstStateChange transition) {
-  auto *self = GST_TALKER_WHIP_SINK(element);
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) self->output->start();
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) self->output->stop();
-  return GST_ELEMENT_CLASS(gst_talker_whip_sink_parent_class)->change_state(element, transition);
-}
-
-static void talker_whip_sink_handle_message(GstBin *bin, GstMessage *message) {
-  if (GST_TALKER_WHIP_SINK(bin)->output->swallow_message(message)) {
-    gst_message_unref(message);
-    return;
-  }
-  GST_BIN_CLASS(gst_talker_whip_sink_parent_class)->handle_message(bin, message);
-}
-
-static void talker_whip_sink_finalize(GObject *object) {
-  delete GST_TALKER_WHIP_SINK(object)->output;
-  G_OBJECT_CLASS(gst_talker_whip_sink_parent_class)->finalize(object);
 }
 
 static void gst_talker_whip_sink_class_init(GstTalkerWhipSinkClass *klass) {
@@ -608,7 +583,6 @@ static void gst_talker_whip_sink_class_init(GstTalkerWhipSinkClass *klass) {
   auto *element_class = GST_ELEMENT_CLASS(klass);
   gobject_class->set_property = talker_whip_sink_set_property;
   gobject_class->get_property = talker_whip_sink_get_property;
-  gobject_class->finalize = talker_whip_sink_finalize;
   const auto rw = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(
       gobject_class, PROP_LOCATION,
@@ -677,13 +651,8 @@ static void gst_talker_whip_sink_class_init(GstTalkerWhipSinkClass *klass) {
                          "remote-candidate",
                          GST_TYPE_STRUCTURE,
                          GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  talker::gst::install_output_properties(gobject_class, PROP_OUTPUT_FIRST, 64000);
   gst_element_class_add_static_pad_template(element_class, &video_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
-  element_class->request_new_pad = talker_whip_sink_request_new_pad;
-  element_class->release_pad = talker_whip_sink_release_pad;
-  element_class->change_state = talker_whip_sink_change_state;
-  GST_BIN_CLASS(klass)->handle_message = talker_whip_sink_handle_message;
   gst_element_class_set_static_metadata(
       element_class, "WHIP output that reconnects", "Sink/Network",
       "WebRTC-HTTP ingestion (RFC 9725) of H.264 + Opus; starts a new session by itself after "
@@ -694,5 +663,5 @@ static void gst_talker_whip_sink_class_init(GstTalkerWhipSinkClass *klass) {
 
 static void gst_talker_whip_sink_init(GstTalkerWhipSink *self) {
   self->output = new WhipOutput(GST_BIN(self));
-  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
+  talker::gst::output_bin_take_output(GST_TALKER_OUTPUT_BIN(self), self->output);
 }
