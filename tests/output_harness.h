@@ -8,7 +8,9 @@
 #include <arpa/inet.h>
 #include <gst/gst.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,19 +145,26 @@ inline int free_port() {
   return ntohs(a.sin_port);
 }
 
-// A child process, killed (SIGTERM, then SIGKILL) when this goes away.
+// A child process, killed (SIGTERM, then SIGKILL) when this goes away, and
+// by the kernel when the test process dies first. Its stderr goes to
+// `log_path` (never to the test's own, which meson waits on: a lingering
+// grandchild would hold the run open).
 class Child {
  public:
   Child() = default;
-  explicit Child(const std::vector<std::string> &argv, int *stdout_fd = nullptr) {
+  explicit Child(const std::vector<std::string> &argv, int *stdout_fd = nullptr,
+                 const std::string &log_path = "/dev/null") {
     int pipe_fds[2] = {-1, -1};
     if (stdout_fd && pipe(pipe_fds) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
     if (pid_ == 0) {
-      if (stdout_fd) {
-        dup2(pipe_fds[1], 1);
-        close(pipe_fds[0]);
-      }
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int devnull = open("/dev/null", O_RDWR);
+      const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(devnull, 0);
+      dup2(stdout_fd ? pipe_fds[1] : log, 1);
+      dup2(log, 2);
+      if (stdout_fd) close(pipe_fds[0]);
       setpgid(0, 0);
       std::vector<char *> args;
       for (auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
@@ -224,7 +233,8 @@ class NginxRtmp {
     start();
   }
   void start() {
-    child_ = Child({"nginx", "-c", dir_ + "/nginx.conf", "-p", dir_ + "/"});
+    child_ = Child({"nginx", "-c", dir_ + "/nginx.conf", "-p", dir_ + "/"}, nullptr,
+                   dir_ + "/stderr.log");
     for (int i = 0; i < 100 && !port_open(port_); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (!port_open(port_)) throw std::runtime_error("nginx did not start: see " + dir_);

@@ -158,7 +158,14 @@ GstPad *StageGate::make_pad(const char *name, GstPad *target, MediaKind kind) {
 // upstream would stop the branch for good.
 gboolean StageGate::event(GstPad *pad, GstObject *parent, GstEvent *event) {
   const bool sticky = GST_EVENT_IS_STICKY(event) && GST_EVENT_TYPE(event) != GST_EVENT_EOS;
+  GstCaps *caps = nullptr;
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    gst_event_parse_caps(event, &caps);
+    gst_caps_ref(caps);
+  }
   const gboolean ok = gst_pad_event_default(pad, parent, event);
+  if (!ok && caps) GST_WARNING_OBJECT(pad, "the stage refused caps %" GST_PTR_FORMAT, caps);
+  if (caps) gst_caps_unref(caps);
   return ok || sticky;
 }
 

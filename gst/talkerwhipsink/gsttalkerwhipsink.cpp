@@ -125,6 +125,7 @@ class WhipOutput : public talker::gst::ReconnectingOutput {
   std::shared_ptr<talker::net::WhipClient> client_;
   std::vector<talker::net::IceServer> learned_servers_;  // from Link headers, for the next session
   std::atomic<guint64> last_rtcp_ms_{0};
+  std::atomic<guint> own_ssrcs_[2] = {};  // the payloaders' SSRCs, from their caps
   // For the stats' bitrate: bytes and time at the previous read.
   std::mutex stats_lock_;
   guint64 prev_bytes_ = 0, prev_ms_ = 0;
@@ -270,8 +271,13 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
       // zero-latency x264) shifts it against the other at the receiver.
       g_object_set(e, "rtcp-sync-send-time", FALSE, nullptr);
       g_signal_connect(e, "on-ssrc-active",
-                       G_CALLBACK(+[](GstElement *, guint, guint, gpointer data) {
-                         static_cast<WhipOutput *>(data)->last_rtcp_ms_ = now_ms();
+                       G_CALLBACK(+[](GstElement *, guint, guint ssrc, gpointer data) {
+                         auto *self = static_cast<WhipOutput *>(data);
+                         // Our own senders count as active too: only the peer's proves it is there.
+                         for (auto &own : self->own_ssrcs_)
+                           if (own.load() == ssrc) return;
+                         GST_LOG_OBJECT(self->bin_, "RTCP from the peer's SSRC %u", ssrc);
+                         self->last_rtcp_ms_ = now_ms();
                        }),
                        this);
     }
@@ -295,21 +301,28 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
         gst_iterator_free(pads);
         return all;
       },
-      Ms(5000));
+      Ms(2000));
   if (stopping() || failed()) return end;
-  if (!caps_known) {
-    for (const Track &t : tracks_snapshot()) {
-      GstPad *src = gst_element_get_static_pad(t.tail, "src");
-      GstState st, pending;
-      gst_element_get_state(t.tail, &st, &pending, 0);
-      GST_WARNING_OBJECT(bin_, "tail %s: linked %d, caps %d, state %s/%s", GST_ELEMENT_NAME(t.tail),
-                         gst_pad_is_linked(src), gst_pad_has_current_caps(src),
-                         gst_element_state_get_name(st), gst_element_state_get_name(pending));
-      gst_object_unref(src);
+  {
+    unsigned i = 0;
+    for (auto &own : own_ssrcs_) own = 0;
+    GstIterator *pads = gst_element_iterate_sink_pads(webrtc);
+    GValue p = G_VALUE_INIT;
+    while (gst_iterator_next(pads, &p) == GST_ITERATOR_OK) {
+      GstCaps *caps = gst_pad_get_current_caps(GST_PAD(g_value_get_object(&p)));
+      guint ssrc = 0;
+      if (caps && gst_structure_get_uint(gst_caps_get_structure(caps, 0), "ssrc", &ssrc) && i < 2)
+        own_ssrcs_[i++] = ssrc;
+      if (caps) gst_caps_unref(caps);
+      g_value_reset(&p);
     }
-    end.reason = "no media reached webrtcbin within 5 s: the offer would lack its SSRCs";
-    return end;
+    g_value_unset(&p);
+    gst_iterator_free(pads);
   }
+  if (!caps_known)
+    // The offer then names no SSRC or stream id; receivers put such tracks
+    // in one default stream, so they stay in sync.
+    GST_WARNING_OBJECT(bin_, "no caps reached webrtcbin within 2 s: offering without SSRCs");
 
   GstPromise *promise = gst_promise_new();
   g_signal_emit_by_name(webrtc, "create-offer", nullptr, promise);

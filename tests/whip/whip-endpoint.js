@@ -14,6 +14,8 @@
 //   GET    /control/requests      what the endpoint was sent (method, path, authorization)
 //   GET    /control/sessions      per session: state, decoded frames/samples, flash/beep times
 //   POST   /control/vanish        closes every peer connection without telling the client
+//   POST   /control/freeze        JSON {ms}: stops the browser process (SIGSTOP) for ms: the
+//                                 peer goes silent without closing anything
 'use strict';
 const http = require('http');
 const { chromium } = require('playwright-core');
@@ -99,10 +101,26 @@ window.report = async () => {
 };
 `;
 
+// The browser's main process: our child named chromium (playwright's Browser
+// does not say).
+function browserPid() {
+  const fs = require('fs');
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === process.pid && stat.includes('(chromium')) return Number(entry);
+    } catch (e) { /* gone meanwhile */ }
+  }
+  throw new Error('no chromium child');
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-crash-reporter',
+           '--disable-breakpad',
            '--autoplay-policy=no-user-gesture-required'],
   });
   const page = await browser.newPage();
@@ -128,6 +146,14 @@ async function main() {
         if (url.pathname === '/control/vanish') {
           for (const id of live) await page.evaluate((i) => window.closeSession(i), id);
           live.clear();
+          return send(200, {}, 'ok');
+        }
+        if (url.pathname === '/control/freeze') {
+          // The whole browser: WebRTC runs in its renderer, not in the main process.
+          // playwright starts it as a process group of its own.
+          const group = -browserPid();
+          process.kill(group, 'SIGSTOP');
+          setTimeout(() => process.kill(group, 'SIGCONT'), JSON.parse(body || '{}').ms || 3000);
           return send(200, {}, 'ok');
         }
         if (url.pathname === '/control/quit') { send(200, {}, 'bye'); await browser.close(); process.exit(0); }
