@@ -42,10 +42,9 @@ AUDIO_PREVIEW="${AUDIO_PREVIEW:-autoaudiosink}"
 REC="recording-$(date +%Y%m%d-%H%M%S).mp4"
 
 outputs=""
-[ -n "${WHIP_URL:-}" ] && outputs+=" talkerwhipsink name=whip location=\"$WHIP_URL\" ${WHIP_TOKEN:+auth-token=$WHIP_TOKEN}
-  v. ! $LEAKY ! whip.video  a. ! $LEAKY ! whip.audio"
-[ -n "${RTMP_URL:-}" ] && outputs+=" talkerrtmpsink name=rtmp location=\"$RTMP_URL\"
-  v. ! $LEAKY ! rtmp.video  a. ! $LEAKY ! rtmp.audio"
+# One line each: the command below goes through eval, where a newline ends it.
+[ -n "${WHIP_URL:-}" ] && outputs+=" talkerwhipsink name=whip location=\"$WHIP_URL\" ${WHIP_TOKEN:+auth-token=$WHIP_TOKEN} v. ! $LEAKY ! whip.video a. ! $LEAKY ! whip.audio"
+[ -n "${RTMP_URL:-}" ] && outputs+=" talkerrtmpsink name=rtmp location=\"$RTMP_URL\" v. ! $LEAKY ! rtmp.video a. ! $LEAKY ! rtmp.audio"
 
 echo "recording to $REC"
 eval ${LAUNCH:-gst-launch-1.0} -e -m \
