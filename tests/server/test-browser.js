@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The page, as a person uses it: headless chromium opens talker-server's page
+// on loopback, starts, types text and presses Speak. Checked in the browser:
+// video and audio decoded (getStats), the mouth region changes while the
+// avatar speaks and returns to the idle frames after, subtitles in order.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { startServer, launchBrowser, until } = require('./harness');
+const { installSampler, distances, inbound, median, sleep } = require('./probes');
+
+test('the page: connect, speak, subtitles, idle again', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  await page.click('#start');
+  const connected = await until(() => page.evaluate(() => talker.pc && talker.pc.connectionState === 'connected'), 40000);
+  assert.ok(connected, 'connected: ' + await page.textContent('#error'));
+  await installSampler(page);
+  // Idle for 2.5 s: the reference frames.
+  assert.ok(await until(async () => ((await inbound(page)).video || {}).framesDecoded > 10, 10000), 'video frames decoded');
+  const idleStart = await page.evaluate(() => performance.now());
+  await sleep(2500);
+  const before = await inbound(page);
+  const idleEnd = await page.evaluate(() => performance.now());
+
+  // No commas: talkertts would make each clause a sentence of its own.
+  const sentences = ['Hello there and welcome to the talking head test.', 'Now I say a second sentence and then I stop.'];
+  await page.fill('#text', sentences.join(' '));
+  await page.click('#speak');
+  const done = await until(() => page.evaluate(() => talker.subtitles.filter((s) => s.status === 'end').length >= 2), 30000);
+  assert.ok(done, 'both sentences ended: ' + JSON.stringify(await page.evaluate(() => talker.subtitles)));
+  const speakingAtEnd = await page.evaluate(() => talker.speaking);
+  await sleep(2000);  // idle again (transition 200 ms)
+  const after = await inbound(page);
+  const subs = await page.evaluate(() => talker.subtitles);
+
+  // Subtitles: start/end per sentence, in order, with the sentences' text.
+  assert.deepStrictEqual(subs.map((s) => s.status + ':' + s.text),
+    ['start:' + sentences[0], 'end:' + sentences[0], 'start:' + sentences[1], 'end:' + sentences[1]]);
+  for (let i = 1; i < subs.length; i++) assert.ok(subs[i].at >= subs[i - 1].at, 'subtitle times in order');
+  assert.strictEqual(speakingAtEnd, false, 'the indicator is off after the last sentence');
+
+  // Decoded media.
+  assert.ok(after.video.framesDecoded - before.video.framesDecoded > 25 * 4, 'video keeps decoding');
+  assert.strictEqual(after.video.frameWidth, 320);
+  assert.ok(after.audio.totalSamplesReceived > before.audio.totalSamplesReceived, 'audio decoded');
+  assert.ok(after.audio.totalAudioEnergy > before.audio.totalAudioEnergy + 1e-3, 'speech heard (audio energy rose)');
+
+  // The mouth: idle frames repeat, speaking frames are generated.
+  const d = await distances(page, idleStart, idleEnd);
+  const speechStart = subs[0].at, speechEnd = subs[3].at;
+  const during = d.filter((s) => s.t > speechStart + 300 && s.t < speechEnd - 300).map((s) => s.d);
+  const afterSpeech = d.filter((s) => s.t > speechEnd + 800).map((s) => s.d);
+  const beforeSpeech = d.filter((s) => s.t < speechStart - 200).map((s) => s.d);
+  console.log(`# mouth distance to the idle frames: before ${median(beforeSpeech).toFixed(2)}, ` +
+    `speaking ${median(during).toFixed(2)} (${during.length} frames), after ${median(afterSpeech).toFixed(2)}`);
+  assert.ok(during.length > 25, 'frames sampled while speaking');
+  assert.ok(median(during) > 4 * Math.max(1, median(afterSpeech)), 'the mouth changes while it speaks');
+  assert.ok(median(afterSpeech) < 3, 'the idle face returns after speaking');
+});

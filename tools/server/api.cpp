@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "tools/server/api.h"
+
+#include <malloc.h>
+#include <sys/random.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "page.h"  // kIndexHtml, generated from web/index.html by embed.sh
+
+namespace talker::server {
+namespace {
+
+using json = nlohmann::json;
+
+// Runs `work` on the main context.
+void on_main(std::function<void()> work) {
+  auto *heap = new std::function<void()>(std::move(work));
+  g_main_context_invoke_full(
+      nullptr, G_PRIORITY_DEFAULT,
+      +[](gpointer data) -> gboolean {
+        (*static_cast<std::function<void()> *>(data))();
+        return G_SOURCE_REMOVE;
+      },
+      heap, +[](gpointer data) { delete static_cast<std::function<void()> *>(data); });
+}
+
+void respond(SoupServerMessage *msg, unsigned status, const std::string &type,
+             const std::string &body) {
+  soup_server_message_set_status(msg, status, nullptr);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+  soup_message_headers_replace(h, "Cache-Control", "no-store");
+  soup_server_message_set_response(msg, type.c_str(), SOUP_MEMORY_COPY, body.data(), body.size());
+}
+
+// LiveTalking's shape: HTTP 200 with {code, msg, data?}.
+void respond_json(SoupServerMessage *msg, const json &j, unsigned status = 200) {
+  respond(msg, status, "application/json", j.dump());
+}
+void fail(SoupServerMessage *msg, const std::string &why, unsigned status = 200) {
+  respond_json(msg, json{{"code", -1}, {"msg", why}}, status);
+}
+
+std::string body_of(SoupServerMessage *msg) {
+  SoupMessageBody *body = soup_server_message_get_request_body(msg);
+  GBytes *bytes = soup_message_body_flatten(body);
+  gsize size = 0;
+  const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
+  std::string out(data ? data : "", size);
+  g_bytes_unref(bytes);
+  return out;
+}
+
+// "sessionid" as LiveTalking pages send it: a number, or a string of digits.
+bool parse_session_id(const json &j, std::uint64_t *id, std::string *why) {
+  auto it = j.find("sessionid");
+  if (it == j.end()) {
+    *why = "sessionid: missing";
+    return false;
+  }
+  if (it->is_number_unsigned() || (it->is_number_integer() && it->get<std::int64_t>() >= 0)) {
+    *id = it->get<std::uint64_t>();
+    return true;
+  }
+  if (it->is_string()) {
+    const std::string s = it->get<std::string>();
+    if (!s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos) {
+      *id = std::stoull(s);
+      return true;
+    }
+  }
+  *why = "sessionid: must be a session id (a number or a string of digits)";
+  return false;
+}
+
+bool parse_json(SoupServerMessage *msg, const std::string &body, json *out) {
+  try {
+    *out = json::parse(body);
+  } catch (const json::exception &e) {
+    fail(msg, std::string("body: not JSON (") + e.what() + ")");
+    return false;
+  }
+  if (!out->is_object()) {
+    fail(msg, "body: must be a JSON object");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Api::Api(Options options) : options_(std::move(options)), alive_(std::make_shared<bool>(true)) {}
+
+Api::~Api() {
+  shutdown();
+}
+
+unsigned Api::listen() {
+  GError *error = nullptr;
+  if (!options_.tls_cert.empty()) {
+    GTlsCertificate *cert = g_tls_certificate_new_from_files(options_.tls_cert.c_str(),
+                                                             options_.tls_key.c_str(), &error);
+    if (!cert) {
+      const std::string msg = error->message;
+      g_error_free(error);
+      throw std::runtime_error("--tls-cert/--tls-key: " + msg);
+    }
+    server_ = soup_server_new("server-header", "talker-server", "tls-certificate", cert, nullptr);
+    g_object_unref(cert);
+  } else {
+    server_ = soup_server_new("server-header", "talker-server", nullptr);
+  }
+  soup_server_add_early_handler(server_, nullptr, on_early, this, nullptr);
+  soup_server_add_handler(server_, nullptr, on_request, this, nullptr);
+
+  const auto colon = options_.listen.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("--listen: expected HOST:PORT");
+  std::string host = options_.listen.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const int port = std::atoi(options_.listen.substr(colon + 1).c_str());
+  GInetAddress *inet = g_inet_address_new_from_string(host.c_str());
+  if (!inet) throw std::runtime_error("--listen: '" + host + "' is not an IP address");
+  GSocketAddress *address = g_inet_socket_address_new(inet, port);
+  g_object_unref(inet);
+  const gboolean ok = soup_server_listen(
+      server_, address,
+      options_.tls_cert.empty() ? SoupServerListenOptions(0) : SOUP_SERVER_LISTEN_HTTPS, &error);
+  g_object_unref(address);
+  if (!ok) {
+    const std::string msg = error->message;
+    g_error_free(error);
+    throw std::runtime_error("cannot listen on " + options_.listen + ": " + msg);
+  }
+  unsigned bound = port;
+  GSList *uris = soup_server_get_uris(server_);
+  if (uris) bound = g_uri_get_port(static_cast<GUri *>(uris->data));
+  g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
+  tick_ = g_timeout_add(500, on_tick, this);
+  return bound;
+}
+
+void Api::shutdown() {
+  if (tick_) g_source_remove(tick_);
+  tick_ = 0;
+  *alive_ = false;
+  std::vector<std::uint64_t> ids;
+  for (auto &[id, s] : sessions_) ids.push_back(id);
+  for (auto id : ids) end_session(id, "server shutting down");
+  // Stopping pipelines run on their threads: wait for them here.
+  while (stopping_ > 0 || starting_ > 0) g_main_context_iteration(nullptr, TRUE);
+  if (server_) {
+    soup_server_disconnect(server_);
+    g_object_unref(server_);
+    server_ = nullptr;
+  }
+}
+
+// Refuses a body over the limit before reading it.
+void Api::on_early(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
+                   gpointer data) {
+  auto *self = static_cast<Api *>(data);
+  SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+  if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
+      soup_message_headers_get_content_length(h) > goffset(self->options_.max_body))
+    fail(msg, "body: larger than " + std::to_string(self->options_.max_body) + " bytes",
+         SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
+}
+
+void Api::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
+                     gpointer data) {
+  auto *self = static_cast<Api *>(data);
+  self->handle(msg, path ? path : "/");
+  // Method, path and status only: queries and bodies may hold session ids and text.
+  if (const unsigned status = soup_server_message_get_status(msg))
+    g_print("%s %s -> %u\n", soup_server_message_get_method(msg), path, status);
+}
+
+bool Api::authorized(SoupServerMessage *msg) {
+  if (options_.token.empty()) return true;
+  const char *auth =
+      soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+  const std::string expected = "Bearer " + options_.token;
+  // Constant time: the comparison does not tell how much of a guess was right.
+  bool ok = auth && std::strlen(auth) == expected.size();
+  unsigned char diff = 0;
+  if (ok)
+    for (std::size_t i = 0; i < expected.size(); ++i) diff |= auth[i] ^ expected[i];
+  return ok && diff == 0;
+}
+
+void Api::add_cors(SoupServerMessage *msg) {
+  const char *origin =
+      soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Origin");
+  if (!origin) return;
+  for (const auto &allowed : options_.cors_origins)
+    if (allowed == origin) {
+      SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+      soup_message_headers_replace(h, "Access-Control-Allow-Origin", origin);
+      soup_message_headers_replace(h, "Vary", "Origin");
+      soup_message_headers_replace(h, "Access-Control-Allow-Headers",
+                                   "Content-Type, Authorization");
+      soup_message_headers_replace(h, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      return;
+    }
+}
+
+void Api::handle(SoupServerMessage *msg, const std::string &path) {
+  const std::string method = soup_server_message_get_method(msg);
+  add_cors(msg);
+  if (soup_server_message_get_status(msg) == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE) return;
+  if (method == "OPTIONS") {
+    soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, nullptr);
+    return;
+  }
+  // The page is public (it asks for the token); everything else is the API.
+  if (path == "/favicon.ico") {
+    soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, nullptr);
+    return;
+  }
+  if (path == "/" || path == "/index.html") {
+    if (method != "GET" && method != "HEAD") return fail(msg, "method not allowed", 405);
+    SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+    soup_message_headers_replace(h, "Content-Security-Policy",
+                                 "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                 "style-src 'self' 'unsafe-inline'; media-src 'self' blob:");
+    return respond(msg, 200, "text/html; charset=utf-8", kIndexHtml);
+  }
+  if (!authorized(msg)) {
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
+                                 "Bearer");
+    return fail(msg, "unauthorized: a Bearer token is required", SOUP_STATUS_UNAUTHORIZED);
+  }
+  const std::string body = body_of(msg);
+  if (body.size() > options_.max_body)
+    return fail(msg, "body: larger than " + std::to_string(options_.max_body) + " bytes",
+                SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
+  using Route = void (Api::*)(SoupServerMessage *, const std::string &);
+  static const std::map<std::string, Route> posts = {
+      {"/offer", &Api::offer},
+      {"/human", &Api::human},
+      {"/interrupt_talk", &Api::interrupt_talk},
+      {"/is_speaking", &Api::is_speaking},
+  };
+  if (auto it = posts.find(path); it != posts.end()) {
+    if (method != "POST") return fail(msg, "method not allowed: POST " + path, 405);
+    return (this->*(it->second))(msg, body);
+  }
+  if (path == "/sse" || path == "/api/admin/sessions") {
+    if (method != "GET") return fail(msg, "method not allowed: GET " + path, 405);
+    return path == "/sse" ? sse(msg) : admin_sessions(msg);
+  }
+  fail(msg, "no such route: " + path, SOUP_STATUS_NOT_FOUND);
+}
+
+std::uint64_t Api::new_session_id() {
+  // 53 random bits: LiveTalking's pages parseInt() the id, and JavaScript
+  // numbers are exact to 2^53. Unguessable in practice; --token guards the rest.
+  for (;;) {
+    std::uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != sizeof r) throw std::runtime_error("getrandom failed");
+    r &= (std::uint64_t(1) << 53) - 1;
+    if (r < 1000000000ull || issued_ids_.count(r)) continue;
+    issued_ids_.insert(r);
+    return r;
+  }
+}
+
+std::string Api::avatar_dir(const std::string &name, std::string *why) const {
+  // A name, never a path: letters, digits, '_', '-', '.', not starting with '.'.
+  if (name.empty() || name.size() > 64 || name[0] == '.' ||
+      name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") !=
+          std::string::npos) {
+    *why = "avatar: '" + name.substr(0, 64) + "' is not an avatar name";
+    return "";
+  }
+  // The name is one path component, so the folder is directly inside
+  // --avatars; symbolic links there are the administrator's, and followed.
+  const std::string dir = options_.avatars + "/" + name;
+  if (!g_file_test((dir + "/avatar.json").c_str(), G_FILE_TEST_IS_REGULAR)) {
+    *why = "avatar: no avatar named '" + name + "'";
+    return "";
+  }
+  std::string out = dir;
+  return out;
+}
+
+void Api::offer(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  if (!parse_json(msg, body, &j)) return;
+  if (!j.contains("sdp") || !j["sdp"].is_string()) return fail(msg, "sdp: missing or not a string");
+  if (j.contains("type") && j["type"] != "offer") return fail(msg, "type: must be \"offer\"");
+  std::string name = options_.default_avatar;
+  if (j.contains("avatar")) {
+    if (!j["avatar"].is_string()) return fail(msg, "avatar: must be a string");
+    name = j["avatar"].get<std::string>();
+  }
+  std::string why;
+  const std::string dir = avatar_dir(name, &why);
+  if (dir.empty()) return fail(msg, why);
+  if (sessions_.size() + starting_ >= options_.max_sessions)
+    return fail(msg, "max sessions reached (" + std::to_string(options_.max_sessions) + ")");
+
+  const std::uint64_t id = new_session_id();
+  std::weak_ptr<bool> alive = alive_;
+  auto session =
+      std::make_shared<Session>(id, options_, name, dir, [this, id, alive](const SentenceEvent &e) {
+        on_main([this, id, alive, e] {
+          if (alive.lock() && *alive.lock()) publish(id, e);
+        });
+      });
+  ++starting_;
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  const std::string sdp = j["sdp"].get<std::string>();
+  std::thread([this, msg, session, sdp, id] {
+    std::string answer, error;
+    try {
+      answer = session->answer(sdp);
+    } catch (const std::exception &e) {
+      error = e.what();
+    }
+    on_main([this, msg, session, answer, error, id] {
+      --starting_;
+      if (error.empty() && *alive_) {
+        sessions_[id] = session;
+        g_print("session %llu started (avatar %s)\n", (unsigned long long)id,
+                session->avatar().c_str());
+        respond_json(msg,
+                     json{{"code", 0}, {"sdp", answer}, {"type", "answer"}, {"sessionid", id}});
+      } else {
+        fail(msg, error.empty() ? "server shutting down" : error);
+        g_printerr("offer refused: %s\n", error.c_str());
+        session->detach_bus();
+        ++stopping_;
+        std::thread([this, session] {
+          session->stop();
+          on_main([this] { --stopping_; });
+        }).detach();
+      }
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }).detach();
+}
+
+std::shared_ptr<Session> Api::session_for(SoupServerMessage *msg, const std::string &body,
+                                          void *json_out) {
+  json &j = *static_cast<json *>(json_out);
+  if (!parse_json(msg, body, &j)) return nullptr;
+  std::uint64_t id = 0;
+  std::string why;
+  if (!parse_session_id(j, &id, &why)) {
+    fail(msg, why);
+    return nullptr;
+  }
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    fail(msg, "sessionid: no such session");
+    return nullptr;
+  }
+  it->second->touch();
+  return it->second;
+}
+
+void Api::human(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  auto s = session_for(msg, body, &j);
+  if (!s) return;
+  if (!j.contains("text") || !j["text"].is_string())
+    return fail(msg, "text: missing or not a string");
+  const std::string type = j.value("type", std::string("echo"));
+  if (j.contains("type") && !j["type"].is_string())
+    return fail(msg, "type: must be \"echo\" or \"chat\"");
+  const bool interrupt =
+      j.contains("interrupt") &&
+      (j["interrupt"] == true || j["interrupt"] == 1 || j["interrupt"] == "true");
+  if (type == "chat") return fail(msg, "type: chat is not configured on this server (no LLM)");
+  if (type != "echo") return fail(msg, "type: must be \"echo\" or \"chat\"");
+  if (interrupt) s->interrupt();
+  const std::string text = j["text"].get<std::string>();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) return fail(msg, "text: empty");
+  const guint64 utterance = s->say(text);
+  respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", {{"utterance", utterance}}}});
+}
+
+void Api::interrupt_talk(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  auto s = session_for(msg, body, &j);
+  if (!s) return;
+  s->interrupt();
+  respond_json(msg, json{{"code", 0}, {"msg", "ok"}});
+}
+
+void Api::is_speaking(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  auto s = session_for(msg, body, &j);
+  if (!s) return;
+  respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", s->speaking()}});
+}
+
+void Api::sse(SoupServerMessage *msg) {
+  GHashTable *query = nullptr;
+  if (GUri *uri = soup_server_message_get_uri(msg))
+    if (const char *q = g_uri_get_query(uri)) query = soup_form_decode(q);
+  const char *raw =
+      query ? static_cast<const char *>(g_hash_table_lookup(query, "sessionid")) : nullptr;
+  json j = json::object();
+  if (raw) j["sessionid"] = raw;
+  if (query) g_hash_table_unref(query);
+  std::uint64_t id = 0;
+  std::string why;
+  if (!parse_session_id(j, &id, &why)) return fail(msg, why);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return fail(msg, "sessionid: no such session");
+  it->second->touch();
+  soup_server_message_set_status(msg, 200, nullptr);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+  soup_message_headers_set_content_type(h, "text/event-stream", nullptr);
+  soup_message_headers_replace(h, "Cache-Control", "no-store");
+  soup_message_headers_set_encoding(h, SOUP_ENCODING_CHUNKED);
+  SoupMessageBody *out = soup_server_message_get_response_body(msg);
+  soup_message_body_set_accumulate(out, FALSE);
+  const std::string hello = ": talker-server events for this session\n\n";
+  soup_message_body_append(out, SOUP_MEMORY_COPY, hello.data(), hello.size());
+  sse_clients_[id].insert(msg);
+  struct Gone {
+    Api *api;
+    std::uint64_t id;
+    std::weak_ptr<bool> alive;
+  };
+  g_signal_connect_data(
+      msg, "finished", G_CALLBACK(+[](SoupServerMessage *m, gpointer data) {
+        auto *g = static_cast<Gone *>(data);
+        if (auto a = g->alive.lock(); a && *a) {
+          auto it = g->api->sse_clients_.find(g->id);
+          if (it != g->api->sse_clients_.end()) {
+            it->second.erase(m);
+            if (it->second.empty()) g->api->sse_clients_.erase(it);
+          }
+        }
+      }),
+      new Gone{this, id, alive_},
+      +[](gpointer data, GClosure *) { delete static_cast<Gone *>(data); }, GConnectFlags(0));
+}
+
+void Api::publish(std::uint64_t id, const SentenceEvent &e) {
+  auto it = sse_clients_.find(id);
+  if (it == sse_clients_.end()) return;
+  json data{{"status", e.state}, {"text", e.text}, {"sentence", e.id}};
+  if (!e.reason.empty()) data["reason"] = e.reason;
+  const std::string chunk = "data: " + data.dump() + "\n\n";
+  for (SoupServerMessage *m : it->second) {
+    soup_message_body_append(soup_server_message_get_response_body(m), SOUP_MEMORY_COPY,
+                             chunk.data(), chunk.size());
+    soup_server_message_unpause(m);
+  }
+}
+
+void Api::admin_sessions(SoupServerMessage *msg) {
+  json list = json::array();
+  for (auto &[id, s] : sessions_) {
+    const SessionInfo i = s->info();
+    list.push_back({{"sessionid", i.id},
+                    {"avatar", i.avatar},
+                    {"speaking", i.speaking},
+                    {"connected", i.connected},
+                    {"created", i.created_unix_ms},
+                    {"frames_generated", i.frames_generated},
+                    {"frames_skipped", i.frames_skipped},
+                    {"viewers", i.viewers},
+                    {"latency_ms", i.latency_ms}});
+  }
+  respond_json(msg, json{{"code", 0},
+                         {"msg", "ok"},
+                         {"data",
+                          {{"sessions", list},
+                           {"max_sessions", options_.max_sessions},
+                           {"starting", starting_},
+                           {"stopping", stopping_}}}});
+}
+
+void Api::end_session(std::uint64_t id, const std::string &reason) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  std::shared_ptr<Session> s = it->second;
+  sessions_.erase(it);
+  g_print("session %llu ended: %s\n", (unsigned long long)id, reason.c_str());
+  // Its event streams end too.
+  if (auto c = sse_clients_.find(id); c != sse_clients_.end()) {
+    const std::string chunk = "event: end\ndata: " + json{{"reason", reason}}.dump() + "\n\n";
+    for (SoupServerMessage *m : c->second) {
+      SoupMessageBody *out = soup_server_message_get_response_body(m);
+      soup_message_body_append(out, SOUP_MEMORY_COPY, chunk.data(), chunk.size());
+      soup_message_body_complete(out);
+      soup_server_message_unpause(m);
+    }
+  }
+  s->detach_bus();
+  ++stopping_;
+  std::thread([this, s] {
+    s->stop();
+    on_main([this, s]() mutable {
+      s.reset();
+      // Give freed pipelines' memory back to the system: without it glibc keeps
+      // each session's peak in its arenas and the server looks like it leaks.
+      malloc_trim(0);
+      --stopping_;
+    });
+  }).detach();
+}
+
+gboolean Api::on_tick(gpointer data) {
+  auto *self = static_cast<Api *>(data);
+  std::vector<std::pair<std::uint64_t, std::string>> ended;
+  for (auto &[id, s] : self->sessions_) {
+    const std::string why = s->check();
+    if (!why.empty()) ended.emplace_back(id, why);
+  }
+  for (auto &[id, why] : ended) self->end_session(id, why);
+  // SSE keep-alive, so that proxies keep the stream open.
+  if (++self->beat_ % 30 == 0)
+    for (auto &[id, clients] : self->sse_clients_)
+      for (SoupServerMessage *m : clients) {
+        soup_message_body_append(soup_server_message_get_response_body(m), SOUP_MEMORY_STATIC,
+                                 ":\n\n", 3);
+        soup_server_message_unpause(m);
+      }
+  return G_SOURCE_CONTINUE;
+}
+
+}  // namespace talker::server

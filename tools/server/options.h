@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// talker-server's settings: command-line options and a config file with the
+// same keys (`key = value` lines, `#` comments). The command line wins.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace talker::server {
+
+struct Options {
+  // HTTP
+  std::string listen = "0.0.0.0:8010";  // LiveTalking's port
+  std::string token;                    // Bearer token for the API; empty: none
+  std::string tls_cert, tls_key;
+  std::vector<std::string> cors_origins;  // exact origins allowed; none: CORS off
+  std::size_t max_body = 256 * 1024;      // bytes, any request
+  // Sessions
+  unsigned max_sessions = 4;
+  double idle_timeout_s = 600;    // no API request and nothing said for this long
+  double peer_timeout_s = 5;      // no RTCP from the browser for this long after connecting
+  double connect_timeout_s = 30;  // ICE + DTLS must be up within this
+  // Avatars and models
+  std::string avatars;  // folder of avatar folders
+  std::string default_avatar = "default";
+  std::string whisper_model, unet, unet_config, vae;
+  std::string device = "cpu";
+  std::string dtype;              // musetalklipsync's dtype; empty: its default
+  unsigned batch_size = 0;        // 0: the element's default
+  int encoder_latency_ms = -1;    // -1: the element's default
+  int inference_latency_ms = -1;  // -1: the element's default
+  unsigned transition_ms = 200;
+  // Voice
+  std::string tts_engine = "espeak", tts_voice, tts_server, tts_model, tts_ref_audio, tts_ref_text;
+  std::string tts_api_key_env;  // name of the environment variable holding the TTS API key
+  // WebRTC
+  std::vector<std::string> stun, turn;  // stun://host:port, turn(s)://user:pass@host:port
+  unsigned ice_port_min = 0, ice_port_max = 0;
+  std::string public_ip;
+  unsigned video_bitrate_kbps = 1500, audio_bitrate = 48000;
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses argv (and --config FILE, read first). Throws UsageError naming the
+// option or the file and line.
+Options parse_options(int argc, char **argv);
+// Applies one key (the long option without dashes) to `o`; false if unknown.
+bool apply_option(Options &o, const std::string &key, const std::string &value);
+// Reads a config file into `o`.
+void read_config(Options &o, const std::string &path);
+std::string usage();
+
+// "a-b" → {a, b}; throws UsageError.
+std::pair<unsigned, unsigned> parse_port_range(const std::string &text);
+
+}  // namespace talker::server

@@ -1,0 +1,620 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "tools/server/session.h"
+
+#define GST_USE_UNSTABLE_API
+#include <gst/sdp/sdp.h>
+#include <gst/webrtc/webrtc.h>
+#include <nice/agent.h>
+#include <nice/interfaces.h>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "gst/common/sentence_meta.h"
+
+GST_DEBUG_CATEGORY_STATIC(talker_session_debug);
+#define GST_CAT_DEFAULT talker_session_debug
+
+namespace talker::server {
+namespace {
+
+std::int64_t monotonic_ms() {
+  return g_get_monotonic_time() / 1000;
+}
+
+// Quotes a property value for gst_parse_launch.
+std::string quoted(const std::string &v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// webrtcbin answers every promise from its own thread (with an error
+// structure when it cannot do what was asked).
+const GstStructure *wait_promise(GstPromise *promise) {
+  return gst_promise_wait(promise) == GST_PROMISE_RESULT_REPLIED ? gst_promise_get_reply(promise)
+                                                                 : nullptr;
+}
+
+// Every candidate line "typ host" again at `public_ip`: a browser outside a
+// 1:1 NAT reaches the same socket through the public address.
+std::string add_public_candidates(const std::string &sdp, const std::string &public_ip) {
+  std::istringstream in(sdp);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    out += line + "\r\n";
+    if (line.rfind("a=candidate:", 0) != 0 || line.find(" typ host") == std::string::npos) continue;
+    std::istringstream fields(line.substr(12));
+    std::vector<std::string> f;
+    for (std::string w; fields >> w;) f.push_back(w);
+    if (f.size() < 8 || (f[2] != "UDP" && f[2] != "udp")) continue;
+    f[0] = "p" + f[0];  // another foundation: another address
+    f[4] = public_ip;
+    std::string copy = "a=candidate:";
+    for (std::size_t i = 0; i < f.size(); ++i) copy += (i ? " " : "") + f[i];
+    out += copy + "\r\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Session::Playback {
+  std::function<void(const SentenceEvent &)> on_event;
+  std::atomic<bool> alive{true};
+  std::atomic<int> active{0};
+  std::mutex lock;
+  std::vector<GstClockID> pending;
+};
+
+Session::Session(std::uint64_t id, const Options &options, std::string avatar_name,
+                 std::string avatar_dir, std::function<void(const SentenceEvent &)> on_event)
+    : id_(id),
+      options_(options),
+      avatar_(std::move(avatar_name)),
+      avatar_dir_(std::move(avatar_dir)),
+      on_event_(std::move(on_event)),
+      created_unix_ms_(g_get_real_time() / 1000),
+      created_mono_ms_(monotonic_ms()),
+      playback_(std::make_shared<Playback>()),
+      last_activity_ms_(monotonic_ms()) {
+  static gsize debug_init = 0;
+  if (g_once_init_enter(&debug_init)) {
+    GST_DEBUG_CATEGORY_INIT(talker_session_debug, "talkerserver", 0, "talker-server sessions");
+    g_once_init_leave(&debug_init, 1);
+  }
+  playback_->on_event = on_event_;
+  gst_segment_init(&audio_segment_, GST_FORMAT_TIME);
+}
+
+Session::~Session() {
+  stop();
+}
+
+std::int64_t Session::now_ms() const {
+  return monotonic_ms();
+}
+
+bool Session::speaking() const {
+  return playback_->active.load() > 0;
+}
+
+void Session::build(const OfferedCodecs &codecs) {
+  const Options &o = options_;
+  std::string tts = "talkertts name=tts engine=" + o.tts_engine;
+  if (!o.tts_voice.empty()) tts += " voice=" + quoted(o.tts_voice);
+  if (!o.tts_server.empty()) tts += " server=" + quoted(o.tts_server);
+  if (!o.tts_model.empty()) tts += " model=" + quoted(o.tts_model);
+  if (!o.tts_ref_audio.empty()) tts += " ref-audio=" + quoted(o.tts_ref_audio);
+  if (!o.tts_ref_text.empty()) tts += " ref-text=" + quoted(o.tts_ref_text);
+  std::string head = "talkinghead name=head avatar=" + quoted(avatar_dir_) +
+                     " device=" + quoted(o.device) +
+                     " transition-ms=" + std::to_string(o.transition_ms);
+  if (!o.whisper_model.empty()) head += " whisper-model=" + quoted(o.whisper_model);
+  if (!o.unet.empty()) head += " unet=" + quoted(o.unet);
+  if (!o.unet_config.empty()) head += " unet-config=" + quoted(o.unet_config);
+  if (!o.vae.empty()) head += " vae=" + quoted(o.vae);
+  if (!o.dtype.empty()) head += " dtype=" + quoted(o.dtype);
+  if (o.batch_size) head += " batch-size=" + std::to_string(o.batch_size);
+  if (o.encoder_latency_ms >= 0)
+    head += " encoder-latency-ms=" + std::to_string(o.encoder_latency_ms);
+  if (o.inference_latency_ms >= 0)
+    head += " inference-latency-ms=" + std::to_string(o.inference_latency_ms);
+  // Each queue in front of a clocksync holds the talking head's latency.
+  const std::string hold = "queue max-size-time=10000000000 max-size-buffers=0 max-size-bytes=0";
+  std::string video_enc;
+  if (codecs.video == VideoCodec::kH264)
+    // Constrained baseline as browsers decode in hardware too; x264 says
+    // 42c0xx, which is the same profile: name it as the offer did, or the
+    // caps miss webrtcbin's codec preferences.
+    video_enc =
+        "x264enc name=venc tune=zerolatency speed-preset=superfast key-int-max=50 bitrate=" +
+        std::to_string(o.video_bitrate_kbps) +
+        " ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream"
+        " ! h264parse config-interval=-1 ! rtph264pay config-interval=-1 "
+        "aggregate-mode=zero-latency pt=" +
+        std::to_string(codecs.video_pt) +
+        " ! capssetter caps=\"application/x-rtp,profile-level-id=(string)" + codecs.video_profile +
+        "\"";
+  else
+    video_enc =
+        "vp8enc name=venc deadline=1 cpu-used=8 keyframe-max-dist=50 error-resilient=default "
+        "end-usage=cbr target-bitrate=" +
+        std::to_string(o.video_bitrate_kbps * 1000) +
+        " ! rtpvp8pay pt=" + std::to_string(codecs.video_pt);
+  const std::string description =
+      tts + " ! tee name=t  webrtcbin name=webrtc bundle-policy=max-bundle" + " t. ! " + hold +
+      " ! " + head + " ! " + hold + " ! videoconvert ! video/x-raw,format=I420 ! " + video_enc +
+      " ! clocksync name=vsync ! webrtc.  t. ! " + hold +
+      " name=aqueue ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 ! opusenc "
+      "bitrate=" +
+      std::to_string(o.audio_bitrate) + " ! rtpopuspay pt=" + std::to_string(codecs.audio_pt) +
+      " ! clocksync name=async ! webrtc.";
+  GST_DEBUG("session %" G_GUINT64_FORMAT ": %s", id_, description.c_str());
+  GError *err = nullptr;
+  GstElement *pipeline =
+      gst_parse_launch_full(description.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &err);
+  if (err) {
+    const std::string msg = err->message;
+    g_error_free(err);
+    if (pipeline) gst_object_unref(pipeline);
+    throw SessionError("cannot build the session pipeline: " + msg);
+  }
+  pipeline_.reset(pipeline);
+  auto by_name = [&](const char *name) {
+    return gst::GstPtr<GstElement>(gst_bin_get_by_name(GST_BIN(pipeline), name));
+  };
+  webrtc_ = by_name("webrtc");
+  tts_ = by_name("tts");
+  head_ = by_name("head");
+  vsync_ = by_name("vsync");
+  async_ = by_name("async");
+
+  // The API key comes from the environment, never from a command line.
+  if (!o.tts_api_key_env.empty())
+    if (const char *key = g_getenv(o.tts_api_key_env.c_str()))
+      g_object_set(tts_.get(), "api-key", key, nullptr);
+
+  // Transceivers: send-only, with the browser's payload types.
+  GstIterator *it = gst_element_iterate_sink_pads(webrtc_.get());
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstPad *pad = GST_PAD(g_value_get_object(&item));
+    gst::GstPtr<GstPad> peer(gst_pad_get_peer(pad));
+    const bool video = peer && GST_OBJECT_PARENT(peer.get()) == GST_OBJECT(vsync_.get());
+    std::string caps_text;
+    if (video && codecs.video == VideoCodec::kH264)
+      caps_text = "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=" +
+                  std::to_string(codecs.video_pt) +
+                  ",packetization-mode=(string)1,profile-level-id=(string)" + codecs.video_profile;
+    else if (video)
+      caps_text = "application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,payload=" +
+                  std::to_string(codecs.video_pt);
+    else
+      caps_text = "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
+                  std::to_string(codecs.audio_pt);
+    GstWebRTCRTPTransceiver *transceiver = nullptr;
+    g_object_get(pad, "transceiver", &transceiver, nullptr);
+    if (transceiver) {
+      gst::GstPtr<GstCaps> caps(gst_caps_from_string(caps_text.c_str()));
+      g_object_set(transceiver, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
+                   "codec-preferences", caps.get(), nullptr);
+      gst_object_unref(transceiver);
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+
+  // ICE: servers, the port range, and loopback among the host candidates (a
+  // browser on this machine).
+  if (!o.stun.empty()) g_object_set(webrtc_.get(), "stun-server", o.stun.front().c_str(), nullptr);
+  for (const auto &t : o.turn) {
+    gboolean ok = FALSE;
+    g_signal_emit_by_name(webrtc_.get(), "add-turn-server", t.c_str(), &ok);
+  }
+  GstWebRTCICE *ice = nullptr;
+  g_object_get(webrtc_.get(), "ice-agent", &ice, nullptr);
+  if (ice) {
+    if (o.ice_port_min && g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "min-rtp-port"))
+      g_object_set(ice, "min-rtp-port", o.ice_port_min, "max-rtp-port", o.ice_port_max, nullptr);
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent")) {
+      NiceAgent *agent = nullptr;
+      g_object_get(ice, "agent", &agent, nullptr);
+      if (agent) {
+        GList *ips = nice_interfaces_get_local_ips(TRUE);
+        for (GList *l = ips; l; l = l->next) {
+          NiceAddress address;
+          if (nice_address_set_from_string(&address, static_cast<const char *>(l->data)))
+            nice_agent_add_local_address(agent, &address);
+        }
+        g_list_free_full(ips, g_free);
+        g_object_unref(agent);
+      }
+    }
+    gst_object_unref(ice);
+  }
+
+  // The browser is there as long as it sends RTCP (receiver reports, NACK,
+  // PLI); rtpbin reports our own senders active too, so those are skipped.
+  it = gst_bin_iterate_recurse(GST_BIN(webrtc_.get()));
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    auto *e = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *f = gst_element_get_factory(e);
+    if (f && g_str_equal(GST_OBJECT_NAME(f), "rtpbin")) {
+      // Sender reports map RTP time to the buffers' running time, not to when
+      // they were sent: the browser then aligns the tracks as they were made.
+      g_object_set(e, "rtcp-sync-send-time", FALSE, nullptr);
+      g_signal_connect(e, "on-ssrc-active",
+                       G_CALLBACK(+[](GstElement *, guint, guint ssrc, gpointer data) {
+                         auto *self = static_cast<Session *>(data);
+                         for (auto &own : self->own_ssrcs_)
+                           if (own.load() == ssrc) return;
+                         self->last_peer_rtcp_ms_ = monotonic_ms();
+                       }),
+                       this);
+      g_signal_connect(e, "on-bye-ssrc",
+                       G_CALLBACK(+[](GstElement *, guint, guint ssrc, gpointer data) {
+                         auto *self = static_cast<Session *>(data);
+                         for (auto &own : self->own_ssrcs_)
+                           if (own.load() == ssrc) return;
+                         self->peer_bye_ = true;
+                       }),
+                       this);
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+
+  // Sentence marks, read before the encoder and played out one video
+  // latency later (when the audio leaves the server).
+  gst::GstPtr<GstElement> aqueue = by_name("aqueue");
+  gst::GstPtr<GstPad> asrc(gst_element_get_static_pad(aqueue.get(), "src"));
+  gst_pad_add_probe(
+      asrc.get(), GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      audio_probe, this, nullptr);
+
+  gst::GstPtr<GstBus> bus(gst_element_get_bus(pipeline));
+  bus_watch_ = gst_bus_create_watch(bus.get());
+  g_source_set_callback(bus_watch_, G_SOURCE_FUNC(on_bus), this, nullptr);
+  g_source_attach(bus_watch_, g_main_context_default());
+}
+
+GstPadProbeReturn Session::audio_probe(GstPad *, GstPadProbeInfo *info, gpointer data) {
+  auto *self = static_cast<Session *>(data);
+  if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT)
+      gst_event_copy_segment(event, &self->audio_segment_);
+    return GST_PAD_PROBE_OK;
+  }
+  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  self->on_sentence_meta(buffer, self->audio_segment_);
+  return GST_PAD_PROBE_OK;
+}
+
+void Session::on_sentence_meta(GstBuffer *buffer, const GstSegment &segment) {
+  gpointer state = nullptr;
+  while (GstMeta *m =
+             gst_buffer_iterate_meta_filtered(buffer, &state, TALKER_SENTENCE_META_API_TYPE)) {
+    auto *meta = reinterpret_cast<TalkerSentenceMeta *>(m);
+    const GstClockTime rt = gst_segment_to_running_time(&segment, GST_FORMAT_TIME,
+                                                        GST_BUFFER_PTS(buffer) + meta->offset);
+    gst::GstPtr<GstClock> clock(gst_element_get_clock(pipeline_.get()));
+    if (!clock || !GST_CLOCK_TIME_IS_VALID(rt)) continue;
+    SentenceEvent ev;
+    ev.state = meta->state == TALKER_SENTENCE_START ? "start" : "end";
+    ev.text = meta->text ? meta->text : "";
+    ev.id = meta->id;
+    if (meta->state == TALKER_SENTENCE_END)
+      ev.reason = talker_sentence_end_reason_name(meta->reason);
+    const GstClockTime due =
+        gst_element_get_base_time(pipeline_.get()) + rt + playout_delay_.load();
+    GstClockID cid = gst_clock_new_single_shot_id(clock.get(), due);
+    struct Pending {
+      std::shared_ptr<Playback> playback;
+      SentenceEvent event;
+    };
+    auto *pending = new Pending{playback_, ev};
+    {
+      std::lock_guard<std::mutex> l(playback_->lock);
+      playback_->pending.push_back(gst_clock_id_ref(cid));
+    }
+    gst_clock_id_wait_async(
+        cid,
+        +[](GstClock *, GstClockTime, GstClockID id, gpointer user) -> gboolean {
+          auto *p = static_cast<Pending *>(user);
+          {
+            std::lock_guard<std::mutex> l(p->playback->lock);
+            auto &v = p->playback->pending;
+            for (auto it = v.begin(); it != v.end(); ++it)
+              if (*it == id) {
+                gst_clock_id_unref(*it);
+                v.erase(it);
+                break;
+              }
+          }
+          if (!p->playback->alive) return TRUE;
+          p->playback->active += p->event.state == "start" ? 1 : -1;
+          if (p->playback->active < 0) p->playback->active = 0;
+          p->playback->on_event(p->event);
+          return TRUE;
+        },
+        pending, +[](gpointer user) { delete static_cast<Pending *>(user); });
+    gst_clock_id_unref(cid);
+  }
+}
+
+// Both branches leave at running time + the video branch's latency: the
+// audio clocksync waits the difference on top of its own upstream latency.
+void Session::align_branches() {
+  auto upstream_min = [](GstElement *sync) -> GstClockTime {
+    gst::GstPtr<GstPad> src(gst_element_get_static_pad(sync, "src"));
+    gst::GstPtr<GstQuery> q(gst_query_new_latency());
+    // Through the clocksync, so that it records the same upstream latency.
+    if (!gst_pad_query(src.get(), q.get())) return GST_CLOCK_TIME_NONE;
+    gboolean live = FALSE;
+    GstClockTime min = 0, max = 0;
+    gst_query_parse_latency(q.get(), &live, &min, &max);
+    return live ? min : 0;
+  };
+  const GstClockTime video = upstream_min(vsync_.get()), audio = upstream_min(async_.get());
+  if (!GST_CLOCK_TIME_IS_VALID(video) || !GST_CLOCK_TIME_IS_VALID(audio)) return;
+  const gint64 offset = gint64(video) - gint64(audio);
+  g_object_set(async_.get(), "ts-offset", offset > 0 ? offset : gint64(0), nullptr);
+  g_object_set(vsync_.get(), "ts-offset", offset < 0 ? -offset : gint64(0), nullptr);
+  playout_delay_ = std::max(video, audio);
+  // webrtcbin ignores the pipeline's LATENCY event (its sinks do not sync),
+  // so nothing upstream would learn the latency, and the talking head would
+  // find every frame late. The clocksyncs are where frames meet the clock:
+  // tell both branches from there.
+  for (GstElement *sync : {vsync_.get(), async_.get()}) {
+    gst::GstPtr<GstPad> src(gst_element_get_static_pad(sync, "src"));
+    gst_pad_send_event(src.get(), gst_event_new_latency(playout_delay_.load()));
+  }
+  GST_INFO("session %" G_GUINT64_FORMAT ": video latency %" GST_TIME_FORMAT
+           ", audio %" GST_TIME_FORMAT,
+           id_, GST_TIME_ARGS(video), GST_TIME_ARGS(audio));
+}
+
+gboolean Session::on_bus(GstBus *, GstMessage *msg, gpointer data) {
+  auto *self = static_cast<Session *>(data);
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ERROR: {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_error(msg, &err, &dbg);
+      g_printerr("session %" G_GUINT64_FORMAT ": error from %s: %s (%s)\n", self->id_,
+                 GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message, dbg ? dbg : "");
+      {
+        std::lock_guard<std::mutex> l(self->lock_);
+        if (self->error_.empty()) self->error_ = err->message;
+      }
+      g_error_free(err);
+      g_free(dbg);
+      break;
+    }
+    case GST_MESSAGE_WARNING: {
+      GError *err = nullptr;
+      gst_message_parse_warning(msg, &err, nullptr);
+      g_printerr("session %" G_GUINT64_FORMAT ": warning from %s: %s\n", self->id_,
+                 GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message);
+      g_error_free(err);
+      break;
+    }
+    case GST_MESSAGE_LATENCY:
+      gst_bin_recalculate_latency(GST_BIN(self->pipeline_.get()));
+      self->align_branches();
+      break;
+    default:
+      break;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+std::string Session::answer(const std::string &offer_text) {
+  const OfferedCodecs codecs = choose_codecs(offer_text);
+  build(codecs);
+  if (gst_element_set_state(pipeline_.get(), GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE ||
+      gst_element_get_state(pipeline_.get(), nullptr, nullptr, 120 * GST_SECOND) ==
+          GST_STATE_CHANGE_FAILURE) {
+    std::lock_guard<std::mutex> l(lock_);
+    throw SessionError("the session pipeline did not start" +
+                       (error_.empty() ? "" : ": " + error_));
+  }
+  align_branches();
+
+  GstSDPMessage *sdp = nullptr;
+  gst_sdp_message_new_from_text(offer_text.c_str(), &sdp);
+  GstWebRTCSessionDescription *offer =
+      gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
+  GstPromise *promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc_.get(), "set-remote-description", offer, promise);
+  const GstStructure *reply = wait_promise(promise);
+  GError *error = nullptr;
+  if (reply) gst_structure_get(reply, "error", G_TYPE_ERROR, &error, nullptr);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(offer);
+  if (error) {
+    const std::string msg = error->message;
+    g_error_free(error);
+    throw OfferError("sdp: webrtcbin refused the offer: " + msg);
+  }
+
+  // The answer names each track's SSRC and stream (a=msid, which the
+  // LiveTalking pages need for event.streams[0]) once its caps reached
+  // webrtcbin: the first encoded frame brings them.
+  const gint64 caps_until = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+  for (;;) {
+    bool all = true;
+    unsigned n = 0;
+    GstIterator *pads = gst_element_iterate_sink_pads(webrtc_.get());
+    GValue p = G_VALUE_INIT;
+    while (gst_iterator_next(pads, &p) == GST_ITERATOR_OK) {
+      GstCaps *caps = gst_pad_get_current_caps(GST_PAD(g_value_get_object(&p)));
+      guint ssrc = 0;
+      if (!caps)
+        all = false;
+      else if (gst_structure_get_uint(gst_caps_get_structure(caps, 0), "ssrc", &ssrc) && n < 2)
+        own_ssrcs_[n++] = ssrc;
+      if (caps) gst_caps_unref(caps);
+      g_value_reset(&p);
+    }
+    g_value_unset(&p);
+    gst_iterator_free(pads);
+    if (all) break;
+    {
+      std::lock_guard<std::mutex> l(lock_);
+      if (!error_.empty()) throw SessionError("the session pipeline failed: " + error_);
+    }
+    if (g_get_monotonic_time() > caps_until)
+      throw SessionError("no media reached webrtcbin within 20 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+
+  promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc_.get(), "create-answer", nullptr, promise);
+  reply = wait_promise(promise);
+  GstWebRTCSessionDescription *answer = nullptr;
+  if (reply)
+    gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &answer, nullptr);
+  if (reply && !answer) gst_structure_get(reply, "error", G_TYPE_ERROR, &error, nullptr);
+  gst_promise_unref(promise);
+  if (!answer) {
+    const std::string msg = error ? error->message : "no answer";
+    if (error) g_error_free(error);
+    throw OfferError("sdp: webrtcbin cannot answer this offer: " + msg);
+  }
+  promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc_.get(), "set-local-description", answer, promise);
+  wait_promise(promise);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(answer);
+
+  // The LiveTalking pages do not trickle: the answer carries every candidate.
+  const gint64 gather_until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  for (;;) {
+    GstWebRTCICEGatheringState g;
+    g_object_get(webrtc_.get(), "ice-gathering-state", &g, nullptr);
+    if (g == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE || g_get_monotonic_time() > gather_until)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  GstWebRTCSessionDescription *local = nullptr;
+  g_object_get(webrtc_.get(), "local-description", &local, nullptr);
+  if (!local) throw SessionError("webrtcbin has no local description");
+  gchar *text = gst_sdp_message_as_text(local->sdp);
+  std::string out = text;
+  g_free(text);
+  gst_webrtc_session_description_free(local);
+  if (!options_.public_ip.empty()) out = add_public_candidates(out, options_.public_ip);
+  GST_DEBUG("session %" G_GUINT64_FORMAT " answer:\n%s", id_, out.c_str());
+  last_activity_ms_ = now_ms();
+  return out;
+}
+
+guint64 Session::say(const std::string &text) {
+  touch();
+  guint64 id = 0;
+  g_signal_emit_by_name(tts_.get(), "say", text.c_str(), &id);
+  return id;
+}
+
+void Session::interrupt() {
+  touch();
+  g_signal_emit_by_name(tts_.get(), "interrupt");
+}
+
+void Session::detach_bus() {
+  if (!bus_watch_) return;
+  g_source_destroy(bus_watch_);
+  g_source_unref(bus_watch_);
+  bus_watch_ = nullptr;
+}
+
+void Session::touch() {
+  last_activity_ms_ = now_ms();
+}
+
+SessionInfo Session::info() {
+  SessionInfo i;
+  i.id = id_;
+  i.avatar = avatar_;
+  i.speaking = speaking();
+  i.created_unix_ms = created_unix_ms_;
+  i.connected = connected_at_ms_.load() != 0;
+  i.viewers = i.connected ? 1 : 0;
+  i.latency_ms = playout_delay_.load() / 1e6;
+  if (head_) {
+    GstStructure *stats = nullptr;
+    g_object_get(head_.get(), "stats", &stats, nullptr);
+    if (stats) {
+      gst_structure_get_uint64(stats, "frames-generated", &i.frames_generated);
+      gst_structure_get_uint64(stats, "frames-skipped", &i.frames_skipped);
+      gst_structure_free(stats);
+    }
+  }
+  return i;
+}
+
+std::string Session::check() {
+  {
+    std::lock_guard<std::mutex> l(lock_);
+    if (!error_.empty()) return "pipeline error: " + error_;
+  }
+  const std::int64_t now = now_ms();
+  if (speaking()) last_activity_ms_ = now;
+  if (now - last_activity_ms_.load() > std::int64_t(options_.idle_timeout_s * 1000))
+    return "idle for " + std::to_string(int(options_.idle_timeout_s)) + " s";
+  if (!webrtc_) return "";
+  GstWebRTCPeerConnectionState pc;
+  GstWebRTCICEConnectionState ice;
+  g_object_get(webrtc_.get(), "connection-state", &pc, "ice-connection-state", &ice, nullptr);
+  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED ||
+      ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED)
+    return "ICE failed";
+  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED) return "the browser closed the connection";
+  if (peer_bye_) return "the browser left (RTCP BYE)";
+  if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !connected_at_ms_) {
+    connected_at_ms_ = now;
+    last_peer_rtcp_ms_ = now;
+  }
+  if (!connected_at_ms_) {
+    if (now - created_mono_ms_ > std::int64_t(options_.connect_timeout_s * 1000))
+      return "not connected within " + std::to_string(int(options_.connect_timeout_s)) + " s";
+    return "";
+  }
+  if (now - last_peer_rtcp_ms_.load() > std::int64_t(options_.peer_timeout_s * 1000))
+    return "no RTCP from the browser for " + std::to_string(int(options_.peer_timeout_s)) + " s";
+  return "";
+}
+
+void Session::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  playback_->alive = false;
+  {
+    std::lock_guard<std::mutex> l(playback_->lock);
+    for (GstClockID id : playback_->pending) {
+      gst_clock_id_unschedule(id);
+      gst_clock_id_unref(id);
+    }
+    playback_->pending.clear();
+  }
+  detach_bus();
+  if (pipeline_) gst_element_set_state(pipeline_.get(), GST_STATE_NULL);
+  async_.reset();
+  vsync_.reset();
+  head_.reset();
+  tts_.reset();
+  webrtc_.reset();
+  pipeline_.reset();
+}
+
+}  // namespace talker::server

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// One browser's talking head: a live pipeline
+//   talkertts ! tee ! queue ! talkinghead ! H.264/VP8 ! RTP ! clocksync ! webrtcbin
+//             tee ! queue ! Opus ! RTP ! clocksync ! webrtcbin
+// answering the browser's offer. Both branches leave webrtcbin at the same
+// point of the timeline (running time + the talking head's latency), so the
+// browser gets lips and sound together without having to resynchronise.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gst/common/gst_ptr.h"
+#include "tools/server/offer.h"
+#include "tools/server/options.h"
+
+namespace talker::server {
+
+struct SessionInfo {
+  std::uint64_t id = 0;
+  std::string avatar;
+  bool speaking = false, connected = false;
+  std::int64_t created_unix_ms = 0;
+  guint64 frames_generated = 0, frames_skipped = 0;
+  unsigned viewers = 0;
+  double latency_ms = 0;
+};
+
+// A subtitle event at playback time: state "start" or "end".
+struct SentenceEvent {
+  std::string state, text, reason;
+  guint64 id = 0;
+};
+
+struct SessionError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Session {
+ public:
+  // `on_event` is called from a GStreamer thread when a sentence starts or
+  // ends at the browser (its audio leaves the server).
+  Session(std::uint64_t id, const Options &options, std::string avatar_name, std::string avatar_dir,
+          std::function<void(const SentenceEvent &)> on_event);
+  ~Session();
+  Session(const Session &) = delete;
+  Session &operator=(const Session &) = delete;
+
+  // Starts the pipeline and answers `offer` (a complete, non-trickle offer):
+  // the answer carries every candidate. Blocking; throws SessionError or
+  // OfferError with a message for the client.
+  std::string answer(const std::string &offer);
+
+  guint64 say(const std::string &text);
+  void interrupt();
+  void touch();  // an API request for this session: it is not idle
+  bool speaking() const;
+  SessionInfo info();
+  // Why the session must end ("" while it lives): peer gone, ICE failed,
+  // pipeline error, idle.
+  std::string check();
+  // Stops reading the pipeline's bus (call on the main context, before stop()).
+  void detach_bus();
+  // Stops the pipeline (blocking; call off the HTTP thread).
+  void stop();
+
+  std::uint64_t id() const { return id_; }
+  const std::string &avatar() const { return avatar_; }
+
+ private:
+  void build(const OfferedCodecs &codecs);
+  void align_branches();
+  void on_sentence_meta(GstBuffer *buffer, const GstSegment &segment);
+  static GstPadProbeReturn audio_probe(GstPad *, GstPadProbeInfo *info, gpointer self);
+  static gboolean on_bus(GstBus *, GstMessage *msg, gpointer self);
+  std::int64_t now_ms() const;
+
+  const std::uint64_t id_;
+  const Options &options_;
+  const std::string avatar_, avatar_dir_;
+  const std::function<void(const SentenceEvent &)> on_event_;
+  const std::int64_t created_unix_ms_, created_mono_ms_;
+
+  gst::GstPtr<GstElement> pipeline_, webrtc_, tts_, head_, vsync_, async_;
+  GSource *bus_watch_ = nullptr;
+  GstSegment audio_segment_;
+  std::atomic<GstClockTime> playout_delay_{0};  // the video branch's latency: audio waits this
+  struct Playback;  // sentence events at playback time; outlives the session for pending clock
+                    // waits
+  std::shared_ptr<Playback> playback_;
+  std::atomic<std::int64_t> last_activity_ms_, connected_at_ms_{0}, last_peer_rtcp_ms_{0};
+  std::atomic<bool> peer_bye_{false};
+  std::atomic<guint> own_ssrcs_[2] = {};
+  std::mutex lock_;  // error_
+  std::string error_;
+  bool stopped_ = false;
+};
+
+}  // namespace talker::server
