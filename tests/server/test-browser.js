@@ -61,3 +61,32 @@ test('the page: connect, speak, subtitles, idle again', async (t) => {
   assert.ok(median(during) > 4 * Math.max(1, median(afterSpeech)), 'the mouth changes while it speaks');
   assert.ok(median(afterSpeech) < 3, 'the idle face returns after speaking');
 });
+
+test('VP8 when the browser offers no H.264', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  const result = await page.evaluate(async () => {
+    const pc = window.vpc = new RTCPeerConnection();
+    const video = pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    video.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => /vp8|rtx|red|ulpfec/i.test(c.mimeType)));
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((r) => { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 3000); });
+    const hasH264 = /H264/.test(pc.localDescription.sdp);
+    const a = await (await fetch('/offer', { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) })).json();
+    await pc.setRemoteDescription(a);
+    return { hasH264, code: a.code, answerVP8: /a=rtpmap:\d+ VP8\/90000/.test(a.sdp) };
+  });
+  assert.deepStrictEqual(result, { hasH264: false, code: 0, answerVP8: true });
+  assert.ok(await until(async () => ((await inbound(page, 'vpc')).video || {}).framesDecoded > 25, 30000), 'VP8 frames decoded');
+  const codec = await page.evaluate(async () => {
+    let mime = '';
+    const stats = await vpc.getStats();
+    stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') mime = stats.get(s.codecId).mimeType; });
+    return mime;
+  });
+  assert.strictEqual(codec, 'video/VP8');
+});

@@ -219,6 +219,13 @@ void Api::handle(SoupServerMessage *msg, const std::string &path) {
     soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, nullptr);
     return;
   }
+  // Probes for a load balancer or Kubernetes: public, and they say nothing
+  // but whether this process lives and can take one more session.
+  if (path == "/healthz") return respond(msg, 200, "text/plain", "ok\n");
+  if (path == "/readyz") {
+    const bool ready = sessions_.size() + starting_ < options_.max_sessions;
+    return respond(msg, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "full\n");
+  }
   if (path == "/" || path == "/index.html") {
     if (method != "GET" && method != "HEAD") return fail(msg, "method not allowed", 405);
     SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);

@@ -3,6 +3,7 @@
 // LiveTalking front end calls the API), sends a WebRTC offer, and gets its own
 // live pipeline; text sent to /human is spoken with lip-sync.
 #include <glib-unix.h>
+#include <malloc.h>
 #include <gst/gst.h>
 
 #include <cstdio>
@@ -53,6 +54,12 @@ int main(int argc, char **argv) {
     std::cerr << talker::server::usage();
     return *e.what() ? 2 : 0;
   }
+  // Every session brings streaming threads, and glibc gives threads arenas of
+  // their own whose heaps only shrink from the top: after a session ended,
+  // RSS stayed 8-17 % above its level after the first, by whichever arena
+  // kept a live block last. One arena (threads keep their tcache) is flat
+  // over 20 sessions. MALLOC_ARENA_MAX in the environment still wins.
+  if (!g_getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 1);
   gst_init(nullptr, nullptr);
   if (!check_elements()) return 1;
   if (!g_file_test(options.avatars.c_str(), G_FILE_TEST_IS_DIR)) {

@@ -26,4 +26,8 @@ struct OfferError : std::runtime_error {
 // or offers no video or audio we can send.
 OfferedCodecs choose_codecs(const std::string &sdp);
 
+// Each UDP host candidate of `sdp` again at `public_ip` (another foundation,
+// same port): a browser outside a 1:1 NAT reaches the same socket that way.
+std::string add_public_candidates(const std::string &sdp, const std::string &public_ip);
+
 }  // namespace talker::server

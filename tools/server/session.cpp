@@ -40,28 +40,6 @@ const GstStructure *wait_promise(GstPromise *promise) {
                                                                  : nullptr;
 }
 
-// Every candidate line "typ host" again at `public_ip`: a browser outside a
-// 1:1 NAT reaches the same socket through the public address.
-std::string add_public_candidates(const std::string &sdp, const std::string &public_ip) {
-  std::istringstream in(sdp);
-  std::string line, out;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    out += line + "\r\n";
-    if (line.rfind("a=candidate:", 0) != 0 || line.find(" typ host") == std::string::npos) continue;
-    std::istringstream fields(line.substr(12));
-    std::vector<std::string> f;
-    for (std::string w; fields >> w;) f.push_back(w);
-    if (f.size() < 8 || (f[2] != "UDP" && f[2] != "udp")) continue;
-    f[0] = "p" + f[0];  // another foundation: another address
-    f[4] = public_ip;
-    std::string copy = "a=candidate:";
-    for (std::size_t i = 0; i < f.size(); ++i) copy += (i ? " " : "") + f[i];
-    out += copy + "\r\n";
-  }
-  return out;
-}
-
 }  // namespace
 
 struct Session::Playback {

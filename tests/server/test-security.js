@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// What talker-server refuses: requests without the token, avatar names that
+// are paths or not avatars, bodies over the limit, unknown sessions, other
+// sessions' events, cross-site callers unless configured.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { startServer, launchBrowser, until } = require('./harness');
+const { sleep } = require('./probes');
+
+const routes = [['POST', '/offer'], ['POST', '/human'], ['POST', '/interrupt_talk'], ['POST', '/is_speaking'],
+  ['GET', '/sse?sessionid=1234567890'], ['GET', '/api/admin/sessions']];
+
+test('--token: every API route refuses a request without it', async (t) => {
+  const server = await startServer(['--token', 's3cret-t0ken']);
+  t.after(() => server.stop());
+  const call = async (method, route, auth) => {
+    const headers = { 'Content-Type': 'application/json' };
+    if (auth) headers.Authorization = auth;
+    const r = await fetch(server.base + route, { method, headers, body: method === 'POST' ? '{"sessionid":1234567890}' : undefined });
+    return { status: r.status, body: await r.text(), www: r.headers.get('www-authenticate') };
+  };
+  for (const [method, route] of routes) {
+    for (const auth of [undefined, 'Bearer wrong', 'Bearer s3cret-t0ke', 'Basic czNjcmV0LXQwa2Vu', 's3cret-t0ken']) {
+      const r = await call(method, route, auth);
+      assert.strictEqual(r.status, 401, `${method} ${route} with ${auth}`);
+      assert.strictEqual(JSON.parse(r.body).code, -1);
+      assert.strictEqual(r.www, 'Bearer');
+    }
+    const ok = await call(method, route.startsWith('/sse') ? route : route, 'Bearer s3cret-t0ken');
+    assert.strictEqual(ok.status, 200, `${method} ${route} with the token`);
+  }
+  // The page itself is public: it asks for the token.
+  assert.strictEqual((await server.get('/')).status, 200);
+  assert.ok(!server.lines.join('\n').includes('s3cret'), 'the token never reaches the log');
+});
+
+test('avatar names: never a path, only avatars in the folder', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const bad = ['../default', '..', '.', 'default/..', 'a/b', '/etc', '.hidden', 'secret.txt', 'missing',
+    'x'.repeat(100), 'def ault', '%2e%2e', 'default\u0000', '~root', 'C:\\x'];
+  for (const avatar of bad) {
+    const r = await server.post('/offer', { sdp: 'v=0', type: 'offer', avatar });
+    assert.strictEqual(r.json.code, -1, avatar);
+    assert.match(r.json.msg, /^avatar: /, avatar);
+  }
+  const r = await server.post('/offer', { sdp: 'v=0', type: 'offer', avatar: 5 });
+  assert.strictEqual(r.json.msg, 'avatar: must be a string');
+  // A good name with a bad offer goes on to the SDP check.
+  const good = await server.post('/offer', { sdp: 'v=0', type: 'offer', avatar: 'second' });
+  assert.match(good.json.msg, /^sdp: /);
+  assert.strictEqual((await server.sessions()).length, 0);
+});
+
+test('bodies over the limit, malformed requests, unknown sessions', async (t) => {
+  const server = await startServer(['--max-body', '65536']);
+  t.after(() => server.stop());
+  const big = JSON.stringify({ sdp: 'v=0' + 'a'.repeat(300000), type: 'offer' });
+  for (const route of ['/offer', '/human', '/is_speaking']) {
+    const r = await server.post(route, big);
+    assert.strictEqual(r.status, 413, route);
+  }
+  // Just under the limit is read (and refused for what it says).
+  const under = await server.post('/human', JSON.stringify({ sessionid: 1234567890, text: 'a'.repeat(60000) }));
+  assert.strictEqual(under.status, 200);
+  const cases = [
+    ['/human', '{not json', /^body: not JSON/],
+    ['/human', '[1,2]', /^body: must be a JSON object/],
+    ['/human', { text: 'hi' }, /^sessionid: missing/],
+    ['/human', { sessionid: 'abc', text: 'hi' }, /^sessionid: must be/],
+    ['/human', { sessionid: -5, text: 'hi' }, /^sessionid: must be/],
+    ['/human', { sessionid: 1234567890, text: 'hi' }, /^sessionid: no such session/],
+    ['/human', { sessionid: '1234567890', text: 'hi' }, /^sessionid: no such session/],
+    ['/interrupt_talk', { sessionid: 1234567890 }, /^sessionid: no such session/],
+    ['/is_speaking', { sessionid: 1234567890 }, /^sessionid: no such session/],
+    ['/offer', { type: 'offer' }, /^sdp: missing/],
+    ['/offer', { sdp: 'v=0', type: 'answer' }, /^type: must be "offer"/],
+    ['/offer', { sdp: 'hello', type: 'offer' }, /^sdp: not an SDP offer/],
+  ];
+  for (const [route, body, msg] of cases) {
+    const r = await server.post(route, body);
+    assert.strictEqual(r.status, 200, route);
+    assert.strictEqual(r.json.code, -1);
+    assert.match(r.json.msg, msg, JSON.stringify(body).slice(0, 60));
+  }
+  const sse = await server.get('/sse?sessionid=1234567890');
+  assert.match(sse.json.msg, /^sessionid: no such session/);
+  assert.strictEqual((await server.get('/no/such/route')).status, 404);
+  assert.strictEqual((await server.get('/../../etc/passwd')).status, 404);
+  assert.strictEqual((await server.get('/human')).status, 405);
+});
+
+test('CORS is off unless an origin is configured', async (t) => {
+  const closed = await startServer();
+  const open = await startServer(['--cors-origin', 'https://app.example']);
+  t.after(async () => { await closed.stop(); await open.stop(); });
+  const probe = async (server, origin, method = 'GET') => {
+    const r = await fetch(server.base + '/api/admin/sessions', { method, headers: { Origin: origin, 'Access-Control-Request-Method': 'POST' } });
+    return r.headers.get('access-control-allow-origin');
+  };
+  assert.strictEqual(await probe(closed, 'https://evil.example'), null);
+  assert.strictEqual(await probe(closed, 'https://evil.example', 'OPTIONS'), null);
+  assert.strictEqual(await probe(open, 'https://app.example'), 'https://app.example');
+  assert.strictEqual(await probe(open, 'https://app.example', 'OPTIONS'), 'https://app.example');
+  assert.strictEqual(await probe(open, 'https://evil.example'), null);
+});
+
+test("a session's events go only to its own SSE stream", async (t) => {
+  const server = await startServer(['--max-sessions', '2']);
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  const ids = await page.evaluate(async () => {
+    const ids = [];
+    window.pcs = [];
+    for (let i = 0; i < 2; i++) {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 3000); });
+      const a = await (await fetch('/offer', { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) })).json();
+      await pc.setRemoteDescription(a);
+      window.pcs.push(pc);
+      ids.push(a.sessionid);
+    }
+    return ids;
+  });
+  assert.ok(await until(() => page.evaluate(() => window.pcs.every((pc) => pc.connectionState === 'connected')), 30000));
+  // Read A's stream from node.
+  const events = [];
+  const ctrl = new AbortController();
+  const reading = (async () => {
+    const r = await fetch(`${server.base}/sse?sessionid=${ids[0]}`, { signal: ctrl.signal });
+    assert.strictEqual(r.headers.get('content-type'), 'text/event-stream');
+    const decoder = new TextDecoder();
+    for await (const chunk of r.body) {
+      for (const line of decoder.decode(chunk).split('\n')) if (line.startsWith('data: ')) events.push(JSON.parse(line.slice(6)));
+    }
+  })().catch(() => {});
+  await server.post('/human', { sessionid: ids[1], text: 'Only session B hears this.', type: 'echo' });
+  await sleep(6000);
+  assert.deepStrictEqual(events, [], "B's sentence is not in A's stream");
+  await server.post('/human', { sessionid: String(ids[0]), text: 'Session A speaks.', type: 'echo' });
+  assert.ok(await until(() => events.length >= 2, 10000), 'A hears its own');
+  assert.deepStrictEqual(events.map((e) => e.status + ':' + e.text), ['start:Session A speaks.', 'end:Session A speaks.']);
+  ctrl.abort();
+  await reading;
+});

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Many sessions: the limit holds under a burst of concurrent offers, slots
+// come back when the peers leave, and a server that has served 20 sessions
+// one after another uses the memory it used after the first.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { startServer, launchBrowser, until } = require('./harness');
+const { sleep } = require('./probes');
+
+// In the page: n peer connections, each with a complete offer.
+async function makeOffers(page, n) {
+  return page.evaluate(async (n) => {
+    window.pcs = [];
+    const offers = [];
+    for (let i = 0; i < n; i++) {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => {
+        if (pc.iceGatheringState === 'complete') return r();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+        setTimeout(r, 3000);
+      });
+      window.pcs.push(pc);
+      offers.push(pc.localDescription.sdp);
+    }
+    return offers;
+  }, n);
+}
+
+const answerIn = (page, i, sdp) => page.evaluate(([i, sdp]) => window.pcs[i].setRemoteDescription({ type: 'answer', sdp }), [i, sdp]);
+const stateOf = (page, i) => page.evaluate((i) => window.pcs[i].connectionState, i);
+const framesOf = (page, i) => page.evaluate(async (i) => {
+  let f = 0;
+  (await window.pcs[i].getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') f = s.framesDecoded; });
+  return f;
+}, i);
+
+async function allGone(server) {
+  return until(async () => {
+    const d = (await server.get('/api/admin/sessions')).json.data;
+    return d.sessions.length === 0 && d.stopping === 0 && d.starting === 0;
+  }, 30000, 200);
+}
+
+test('max-sessions 3: 20 concurrent offers, 3 answers; slots return when peers leave', async (t) => {
+  const server = await startServer(['--max-sessions', '3', '--peer-timeout', '2']);
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  const offers = await makeOffers(page, 20);
+  const replies = await Promise.all(offers.map((sdp) => server.post('/offer', { sdp, type: 'offer' })));
+  const accepted = replies.map((r, i) => [r, i]).filter(([r]) => r.json.code === 0);
+  const refused = replies.filter((r) => r.json.code === -1);
+  assert.strictEqual(accepted.length, 3, 'exactly 3 answers');
+  assert.strictEqual(refused.length, 17);
+  for (const r of refused) {
+    assert.strictEqual(r.status, 200);
+    assert.match(r.json.msg, /max sessions reached \(3\)/);
+  }
+  assert.strictEqual(new Set(accepted.map(([r]) => r.json.sessionid)).size, 3, 'distinct ids');
+  for (const [r, i] of accepted) await answerIn(page, i, r.json.sdp);
+  for (const [, i] of accepted) assert.ok(await until(async () => (await stateOf(page, i)) === 'connected', 30000), `peer ${i} connected`);
+  assert.strictEqual((await server.sessions()).length, 3);
+  assert.strictEqual((await server.get('/readyz')).status, 503, 'not ready at max sessions');
+  // The peers leave; their sessions end and a new offer is accepted at once.
+  const leftAt = Date.now();
+  await page.evaluate(() => window.pcs.forEach((pc) => pc.close()));
+  assert.ok(await allGone(server), 'sessions freed after the peers left');
+  console.log(`# 3 sessions freed ${Date.now() - leftAt} ms after their peers closed`);
+  assert.strictEqual((await server.get('/readyz')).status, 200, 'ready again');
+  const [again] = await makeOffers(page, 1);
+  const r = await server.post('/offer', { sdp: again, type: 'offer' });
+  assert.strictEqual(r.json.code, 0, JSON.stringify(r.json));
+});
+
+test('sessions one after another: memory returns to its level after the first', async (t) => {
+  const server = await startServer(['--max-sessions', '2', '--peer-timeout', '2']);
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  const rss = [];
+  const count = Number(process.env.TALKER_SESSIONS || 20);
+  for (let n = 0; n < count; n++) {
+    const [sdp] = await makeOffers(page, 1);
+    const r = await server.post('/offer', { sdp, type: 'offer' });
+    assert.strictEqual(r.json.code, 0, `session ${n + 1}: ` + JSON.stringify(r.json));
+    await answerIn(page, 0, r.json.sdp);
+    assert.ok(await until(async () => (await framesOf(page, 0)) > 10, 30000), `session ${n + 1} decodes video`);
+    // Something said in each, so every session runs its models.
+    await server.post('/human', { sessionid: r.json.sessionid, text: 'Hello.', type: 'echo' });
+    await sleep(1500);
+    await page.evaluate(() => window.pcs[0].close());
+    assert.ok(await allGone(server), `session ${n + 1} freed`);
+    await sleep(1000);  // threads that outlive the pipeline (libnice's) exit
+    rss.push(server.rssKiB());
+  }
+  const first = rss[0], last = rss[rss.length - 1];
+  console.log(`# RSS after each session (MiB): ${rss.map((k) => (k / 1024).toFixed(0)).join(' ')}`);
+  console.log(`# RSS after 20 sessions / after the first: ${(last / first).toFixed(3)}`);
+  assert.ok(last <= first * 1.05, `RSS ${last} KiB after 20 sessions vs ${first} KiB after the first`);
+});
+
+test('sessions end by themselves: never connected, idle', async (t) => {
+  const server = await startServer(['--connect-timeout', '3', '--idle-timeout', '4', '--peer-timeout', '2']);
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  // An answer the browser never applies: ICE never starts.
+  const [lost, idle] = await makeOffers(page, 2);
+  const r1 = await server.post('/offer', { sdp: lost, type: 'offer' });
+  assert.strictEqual(r1.json.code, 0);
+  const t1 = Date.now();
+  assert.ok(await allGone(server), 'the unconnected session ended');
+  const lostAfter = Date.now() - t1;
+  // A connected session nobody talks to.
+  const r2 = await server.post('/offer', { sdp: idle, type: 'offer' });
+  await answerIn(page, 1, r2.json.sdp);
+  assert.ok(await until(async () => (await stateOf(page, 1)) === 'connected', 30000));
+  const t2 = Date.now();
+  // API requests keep it alive...
+  for (let i = 0; i < 6; i++) {
+    await sleep(1000);
+    assert.strictEqual((await server.post('/is_speaking', { sessionid: r2.json.sessionid })).json.code, 0, 'alive while used');
+  }
+  // ...and without them it ends.
+  const t3 = Date.now();
+  assert.ok(await allGone(server), 'the idle session ended');
+  const idleAfter = Date.now() - t3;
+  console.log(`# never connected: ended after ${lostAfter} ms (--connect-timeout 3); idle: ${idleAfter} ms after the last request (--idle-timeout 4), ${t3 - t2} ms of use`);
+  assert.ok(lostAfter < 3000 + 3000 && idleAfter >= 3000 && idleAfter < 4000 + 3000);
+  assert.ok(server.lines.some((l) => /ended: not connected within 3 s/.test(l)));
+  assert.ok(server.lines.some((l) => /ended: idle for 4 s/.test(l)));
+});
