@@ -149,3 +149,33 @@ test("a session's events go only to its own SSE stream", async (t) => {
   ctrl.abort();
   await reading;
 });
+
+test('--tls-cert/--tls-key: HTTPS', async (t) => {
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const https = require('https');
+  const { execFileSync } = require('child_process');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'talker-tls-'));
+  const cert = path.join(dir, 'cert.pem'), key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  const server = await startServer(['--tls-cert', cert, '--tls-key', key]);
+  t.after(async () => { await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
+  assert.ok(server.lines.some((l) => l.includes('listening on https://')));
+  const get = (route) => new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port: server.port, path: route, ca: fs.readFileSync(cert), servername: '127.0.0.1', rejectUnauthorized: false }, (res) => {
+      let body = '';
+      const subject = res.socket.getPeerCertificate().subject;
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body, cert: subject }));
+    }).on('error', reject);
+  });
+  const r = await get('/api/admin/sessions');
+  assert.strictEqual(r.status, 200);
+  assert.strictEqual(JSON.parse(r.body).code, 0);
+  assert.strictEqual(r.cert.CN, '127.0.0.1');
+  // Plain HTTP on the TLS port gets nothing useful.
+  const plain = await fetch(server.base + '/healthz').then((x) => x.status).catch(() => 'refused');
+  assert.notStrictEqual(plain, 200);
+});
