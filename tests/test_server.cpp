@@ -24,7 +24,9 @@ std::string read(const std::string &path) {
 }
 
 // Chromium 156's offer for two recvonly transceivers (video, audio).
-std::string chromium_offer() { return read(std::string(TALKER_SOURCE_ROOT) + "/tests/server/chromium-offer.sdp"); }
+std::string chromium_offer() {
+  return read(std::string(TALKER_SOURCE_ROOT) + "/tests/server/chromium-offer.sdp");
+}
 
 // Removes every payload type of `codec` from the offer, as a browser
 // without it would send.
@@ -32,11 +34,14 @@ std::string without(std::string sdp, const std::string &codec) {
   std::smatch m;
   std::regex map("a=rtpmap:(\\d+) " + codec + "/");
   std::vector<std::string> pts;
-  for (auto it = std::sregex_iterator(sdp.begin(), sdp.end(), map); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(sdp.begin(), sdp.end(), map); it != std::sregex_iterator();
+       ++it)
     pts.push_back((*it)[1]);
   for (const auto &pt : pts) {
-    sdp = std::regex_replace(sdp, std::regex("a=(rtpmap|fmtp|rtcp-fb):" + pt + " [^\\r\\n]*\\r?\\n"), "");
-    sdp = std::regex_replace(sdp, std::regex("(m=video [^\\r\\n]*?) " + pt + "(?=[ \\r\\n])"), "$1");
+    sdp = std::regex_replace(
+        sdp, std::regex("a=(rtpmap|fmtp|rtcp-fb):" + pt + " [^\\r\\n]*\\r?\\n"), "");
+    sdp =
+        std::regex_replace(sdp, std::regex("(m=video [^\\r\\n]*?) " + pt + "(?=[ \\r\\n])"), "$1");
   }
   return sdp;
 }
@@ -55,7 +60,8 @@ TEST_CASE("offers: H.264 constrained baseline with packetization-mode 1 first, V
   CHECK(c.video_first);
 
   // Only plain baseline offered: still H.264 (our stream is valid baseline).
-  std::string baseline = std::regex_replace(offer, std::regex("profile-level-id=42e01f"), "profile-level-id=4d0032");
+  std::string baseline =
+      std::regex_replace(offer, std::regex("profile-level-id=42e01f"), "profile-level-id=4d0032");
   const OfferedCodecs b = choose_codecs(baseline);
   CHECK(b.video_pt == 102);
   CHECK(b.video_profile == "42001f");
@@ -66,7 +72,8 @@ TEST_CASE("offers: H.264 constrained baseline with packetization-mode 1 first, V
   CHECK(v.video_pt == 96);
 
   // Packetization mode 0 only: not H.264.
-  std::string mode0 = std::regex_replace(offer, std::regex("packetization-mode=1"), "packetization-mode=0");
+  std::string mode0 =
+      std::regex_replace(offer, std::regex("packetization-mode=1"), "packetization-mode=0");
   CHECK(choose_codecs(mode0).video == VideoCodec::kVP8);
 
   CHECK_THROWS_WITH(choose_codecs(without(without(offer, "H264"), "VP8")),
@@ -83,10 +90,13 @@ TEST_CASE("--public-ip repeats each UDP host candidate at the public address") {
       "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
       "a=candidate:1 1 UDP 2015363327 192.168.1.5 50000 typ host\r\n"
       "a=candidate:2 1 TCP 1015021823 192.168.1.5 9 typ host tcptype active\r\n"
-      "a=candidate:3 1 UDP 1679819263 203.0.113.9 50001 typ srflx raddr 192.168.1.5 rport 50001\r\n";
+      "a=candidate:3 1 UDP 1679819263 203.0.113.9 50001 typ srflx raddr 192.168.1.5 rport "
+      "50001\r\n";
   const std::string out = add_public_candidates(sdp, "198.51.100.7");
-  CHECK(out.find("a=candidate:p1 1 UDP 2015363327 198.51.100.7 50000 typ host\r\n") != std::string::npos);
-  CHECK(out.find("a=candidate:1 1 UDP 2015363327 192.168.1.5 50000 typ host\r\n") != std::string::npos);
+  CHECK(out.find("a=candidate:p1 1 UDP 2015363327 198.51.100.7 50000 typ host\r\n") !=
+        std::string::npos);
+  CHECK(out.find("a=candidate:1 1 UDP 2015363327 192.168.1.5 50000 typ host\r\n") !=
+        std::string::npos);
   CHECK(out.find("p2") == std::string::npos);  // TCP: not repeated
   CHECK(out.find("p3") == std::string::npos);  // not a host candidate
 }
@@ -104,7 +114,8 @@ TEST_CASE("options: command line, config file with the same keys, errors that na
          "cors-origin = https://b.example\n"
          "token = from-file\n";
   }
-  const char *argv[] = {"talker-server", "--config", path.c_str(), "--token", "from-cli", "--public-ip=198.51.100.7"};
+  const char *argv[] = {"talker-server", "--config", path.c_str(),
+                        "--token",       "from-cli", "--public-ip=198.51.100.7"};
   const Options o = parse_options(6, const_cast<char **>(argv));
   CHECK(o.avatars == "/srv/avatars");
   CHECK(o.max_sessions == 8);
@@ -126,10 +137,13 @@ TEST_CASE("options: command line, config file with the same keys, errors that na
     return std::string();
   };
   CHECK(error_of({"--max-sessions", "0", "--avatars", "x"}).find("--max-sessions") == 0);
-  CHECK(error_of({"--ice-ports", "5000", "--avatars", "x"}) == "--ice-ports: '5000' is not MIN-MAX");
-  CHECK(error_of({"--ice-ports", "50000-40000", "--avatars", "x"}).find("below MIN") != std::string::npos);
+  CHECK(error_of({"--ice-ports", "5000", "--avatars", "x"}) ==
+        "--ice-ports: '5000' is not MIN-MAX");
+  CHECK(error_of({"--ice-ports", "50000-40000", "--avatars", "x"}).find("below MIN") !=
+        std::string::npos);
   CHECK(error_of({"--nope", "1", "--avatars", "x"}) == "unknown option --nope");
-  CHECK(error_of({"--tls-cert", "c.pem", "--avatars", "x"}) == "--tls-cert and --tls-key go together");
+  CHECK(error_of({"--tls-cert", "c.pem", "--avatars", "x"}) ==
+        "--tls-cert and --tls-key go together");
   CHECK(error_of({"--max-sessions", "3"}) == "--avatars DIR is required");
   CHECK(error_of({"--token"}) == "--token needs a value");
   {

@@ -27,7 +27,9 @@ async function startServer(extra = [], { log = true } = {}) {
     '--unet-config', micro('musetalk.json'), '--vae', micro('vae'),
     '--encoder-latency-ms', '1200', ...extra];
   const env = { ...process.env, GST_PLUGIN_PATH: path.join(buildRoot, 'gst'), OPENBLAS_NUM_THREADS: '1' };
-  const proc = spawn(path.join(buildRoot, 'tools/talker-server'), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // TALKER_SERVER: another build of the server (an ASan one, docs/server.md).
+  const binary = process.env.TALKER_SERVER || path.join(buildRoot, 'tools/talker-server');
+  const proc = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   const logFile = path.join(os.tmpdir(), `talker-server-${proc.pid}.log`);
   const out = fs.createWriteStream(logFile);

@@ -7,7 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { startServer, launchBrowser, until } = require('./harness');
-const { installSampler, distances, inbound, median, sleep } = require('./probes');
+const { installSampler, installAvProbe, avOffset, distances, inbound, median, sleep } = require('./probes');
 
 test('the page: connect, speak, subtitles, idle again', async (t) => {
   const server = await startServer();
@@ -19,6 +19,7 @@ test('the page: connect, speak, subtitles, idle again', async (t) => {
   const connected = await until(() => page.evaluate(() => talker.pc && talker.pc.connectionState === 'connected'), 40000);
   assert.ok(connected, 'connected: ' + await page.textContent('#error'));
   await installSampler(page);
+  await installAvProbe(page);
   // Idle for 2.5 s: the reference frames.
   assert.ok(await until(async () => ((await inbound(page)).video || {}).framesDecoded > 10, 10000), 'video frames decoded');
   const idleStart = await page.evaluate(() => performance.now());
@@ -29,6 +30,7 @@ test('the page: connect, speak, subtitles, idle again', async (t) => {
   // No commas: talkertts would make each clause a sentence of its own.
   const sentences = ['Hello there and welcome to the talking head test.', 'Now I say a second sentence and then I stop.'];
   await page.fill('#text', sentences.join(' '));
+  const spokeAt = await page.evaluate(() => performance.now());
   await page.click('#speak');
   const done = await until(() => page.evaluate(() => talker.subtitles.filter((s) => s.status === 'end').length >= 2), 30000);
   assert.ok(done, 'both sentences ended: ' + JSON.stringify(await page.evaluate(() => talker.subtitles)));
@@ -60,6 +62,18 @@ test('the page: connect, speak, subtitles, idle again', async (t) => {
   assert.ok(during.length > 25, 'frames sampled while speaking');
   assert.ok(median(during) > 4 * Math.max(1, median(afterSpeech)), 'the mouth changes while it speaks');
   assert.ok(median(afterSpeech) < 3, 'the idle face returns after speaking');
+
+  // Lips and sound together at the browser: the first generated mouth and the
+  // first speech onset, both as the receiver hands them out. Bound, 120 ms:
+  // the mouth starts on the 40 ms frame grid that holds the sentence's first
+  // sample; the onset is where espeak's "H" first passes 0.05, up to ~60 ms
+  // into the sentence; chromium's own track alignment, ~20 ms. Measured:
+  // -25 to -82 ms (the mouth first, by the "H").
+  const av = await avOffset(page, idleStart, idleEnd, spokeAt);
+  const offset = av.mouth - av.onset;
+  console.log(`# first generated mouth - first speech onset at chromium: ${offset.toFixed(0)} ms`);
+  assert.ok(av.idleFrames > 25 && av.onset && av.mouth, JSON.stringify(av));
+  assert.ok(Math.abs(offset) < 120, `lips and sound ${offset.toFixed(0)} ms apart`);
 });
 
 test('VP8 when the browser offers no H.264', async (t) => {

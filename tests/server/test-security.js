@@ -146,8 +146,12 @@ test("a session's events go only to its own SSE stream", async (t) => {
   await server.post('/human', { sessionid: String(ids[0]), text: 'Session A speaks.', type: 'echo' });
   assert.ok(await until(() => events.length >= 2, 10000), 'A hears its own');
   assert.deepStrictEqual(events.map((e) => e.status + ':' + e.text), ['start:Session A speaks.', 'end:Session A speaks.']);
+  assert.strictEqual((await server.sessions()).find((s) => s.sessionid === ids[0]).event_streams, 1);
   ctrl.abort();
   await reading;
+  // The server forgets a stream whose client went away.
+  assert.ok(await until(async () => (await server.sessions()).find((s) => s.sessionid === ids[0]).event_streams === 0, 5000),
+    'the closed stream is dropped');
 });
 
 test('--tls-cert/--tls-key: HTTPS', async (t) => {

@@ -432,24 +432,26 @@ void Api::sse(SoupServerMessage *msg) {
   const std::string hello = ": talker-server events for this session\n\n";
   soup_message_body_append(out, SOUP_MEMORY_COPY, hello.data(), hello.size());
   sse_clients_[id].insert(msg);
+  // The stream is forgotten when it ends or its client goes away.
   struct Gone {
     Api *api;
     std::uint64_t id;
     std::weak_ptr<bool> alive;
   };
-  g_signal_connect_data(
-      msg, "finished", G_CALLBACK(+[](SoupServerMessage *m, gpointer data) {
-        auto *g = static_cast<Gone *>(data);
-        if (auto a = g->alive.lock(); a && *a) {
-          auto it = g->api->sse_clients_.find(g->id);
-          if (it != g->api->sse_clients_.end()) {
-            it->second.erase(m);
-            if (it->second.empty()) g->api->sse_clients_.erase(it);
+  for (const char *signal : {"finished", "disconnected"})
+    g_signal_connect_data(
+        msg, signal, G_CALLBACK(+[](SoupServerMessage *m, gpointer data) {
+          auto *g = static_cast<Gone *>(data);
+          if (auto a = g->alive.lock(); a && *a) {
+            auto it = g->api->sse_clients_.find(g->id);
+            if (it != g->api->sse_clients_.end()) {
+              it->second.erase(m);
+              if (it->second.empty()) g->api->sse_clients_.erase(it);
+            }
           }
-        }
-      }),
-      new Gone{this, id, alive_},
-      +[](gpointer data, GClosure *) { delete static_cast<Gone *>(data); }, GConnectFlags(0));
+        }),
+        new Gone{this, id, alive_},
+        +[](gpointer data, GClosure *) { delete static_cast<Gone *>(data); }, GConnectFlags(0));
 }
 
 void Api::publish(std::uint64_t id, const SentenceEvent &e) {
@@ -477,6 +479,7 @@ void Api::admin_sessions(SoupServerMessage *msg) {
                     {"frames_generated", i.frames_generated},
                     {"frames_skipped", i.frames_skipped},
                     {"viewers", i.viewers},
+                    {"event_streams", sse_clients_.count(id) ? sse_clients_[id].size() : 0},
                     {"latency_ms", i.latency_ms}});
   }
   respond_json(msg, json{{"code", 0},
