@@ -243,9 +243,21 @@ static bool load(GstMuseTalkLipSync *self) {
   return true;
 }
 
-static void clear_queue(LipSyncState &st) {
-  for (auto &it : st.queue) it.release();
-  st.queue.clear();
+// Drops the queued frames and events. A flush keeps the sticky events that
+// outlive it (stream-start, caps, tags): upstream does not send them again,
+// and caps dropped before the task read them left the src pad without caps.
+static void clear_queue(LipSyncState &st, bool flush = false) {
+  std::deque<Item> kept;
+  for (auto &it : st.queue) {
+    if (flush && it.event && !it.buffer && GST_EVENT_IS_STICKY(it.event) &&
+        GST_EVENT_TYPE(it.event) != GST_EVENT_SEGMENT &&
+        GST_EVENT_TYPE(it.event) != GST_EVENT_EOS) {
+      kept.push_back(it);
+      continue;
+    }
+    it.release();
+  }
+  st.queue.swap(kept);
 }
 
 static size_t leading_buffers(const LipSyncState &st) {
@@ -734,7 +746,7 @@ static gboolean lipsync_sink_event(GstPad *pad, GstObject *parent, GstEvent *eve
     case GST_EVENT_FLUSH_STOP: {
       {
         std::lock_guard<std::mutex> l(st.lock);
-        clear_queue(st);  // queued frames belong to the flushed position
+        clear_queue(st, true);  // queued frames belong to the flushed position
         st.flushing = false;
         st.src_result = GST_FLOW_OK;
       }

@@ -469,9 +469,24 @@ static void process_event(GstWhisperFeat *self, GstEvent *event) {
   gst_pad_push_event(self->srcpad, event);
 }
 
-static void clear_queue(WhisperFeatState &st) {
-  for (GstMiniObject *obj : st.queue) gst_mini_object_unref(obj);
-  st.queue.clear();
+// Drops what waits for the encoder thread. A flush keeps the sticky events
+// that outlive it (stream-start, caps, tags): upstream does not send them
+// again, and caps dropped before the thread read them left the element
+// without caps after the flush (not-negotiated on the next buffer).
+static void clear_queue(WhisperFeatState &st, bool flush = false) {
+  std::deque<GstMiniObject *> kept;
+  for (GstMiniObject *obj : st.queue) {
+    if (flush && GST_IS_EVENT(obj)) {
+      GstEvent *e = GST_EVENT_CAST(obj);
+      if (GST_EVENT_IS_STICKY(e) && GST_EVENT_TYPE(e) != GST_EVENT_SEGMENT &&
+          GST_EVENT_TYPE(e) != GST_EVENT_EOS) {
+        kept.push_back(obj);
+        continue;
+      }
+    }
+    gst_mini_object_unref(obj);
+  }
+  st.queue.swap(kept);
   st.queued_samples = 0;
 }
 
@@ -645,7 +660,7 @@ static gboolean whisper_feat_sink_event(GstPad *pad, GstObject *parent, GstEvent
     case GST_EVENT_FLUSH_STOP: {
       {
         std::lock_guard<std::mutex> l(st.queue_lock);
-        clear_queue(st);
+        clear_queue(st, true);
         st.flushing = false;
         st.src_result = GST_FLOW_OK;
       }
