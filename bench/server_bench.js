@@ -10,8 +10,8 @@
 //   node bench/server_bench.js [--trials 5] [--sessions 1,2,3] [--seconds 12]
 'use strict';
 const path = require('path');
-const { startServer, launchBrowser, until } = require(path.join(__dirname, '../tests/server/harness'));
-const { installSampler, sleep, median } = require(path.join(__dirname, '../tests/server/probes'));
+const { startServer, launchBrowser, makeOffers, until } = require(path.join(__dirname, '../tests/server/harness'));
+const { installAvProbe, avOffset, sleep, median } = require(path.join(__dirname, '../tests/server/probes'));
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf('--' + name);
@@ -21,35 +21,28 @@ const trials = Number(arg('trials', 5));
 const sessionCounts = arg('sessions', '1,2,3').split(',').map(Number);
 const seconds = Number(arg('seconds', 12));
 
-async function connect(page, n) {
-  await page.goto(page.url());
-  return page.evaluate(async (n) => {
-    window.pcs = [];
-    const ids = [];
-    for (let i = 0; i < n; i++) {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((r) => { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 3000); });
-      const a = await (await fetch('/offer', { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) })).json();
-      if (a.code !== 0) throw new Error(a.msg);
-      await pc.setRemoteDescription(a);
-      window.pcs.push(pc);
-      ids.push(a.sessionid);
-    }
-    const v = document.querySelector('video');
-    v.srcObject = new MediaStream(window.pcs[0].getReceivers().map((r) => r.track));
-    return ids;
-  }, n);
+// n sessions answered in the page's window.pcs; the first one is shown.
+async function connect(server, page, n) {
+  await page.evaluate(() => { window.pcs = []; });
+  const ids = [];
+  for (const [i, sdp] of (await makeOffers(page, n)).entries()) {
+    const a = (await server.post('/offer', { sdp, type: 'offer' })).json;
+    if (a.code !== 0) throw new Error(a.msg);
+    await page.evaluate(([i, a]) => window.pcs[i].setRemoteDescription(a), [i, a]);
+    ids.push(a.sessionid);
+  }
+  await page.evaluate(() => {
+    document.querySelector('video').srcObject = new MediaStream(window.pcs[0].getReceivers().map((r) => r.track));
+  });
+  return ids;
 }
 
 async function latency(server, browser) {
   const page = await browser.newPage();
   await page.goto(server.base + '/');
-  const [id] = await connect(page, 1);
+  const [id] = await connect(server, page, 1);
   await until(() => page.evaluate(() => window.pcs[0].connectionState === 'connected'), 30000);
-  await installSampler(page);
+  await installAvProbe(page);
   await sleep(3000);
   const rows = [];
   for (let i = 0; i < trials; i++) {
@@ -74,12 +67,7 @@ async function latency(server, browser) {
       return { sent, started };
     }, id);
     await sleep(3500);
-    const firstMouth = await page.evaluate(([a, b, sent]) => {
-      const idle = window.frameSamples.filter((s) => s.t >= a && s.t <= b);
-      const mad = (x, y) => { let d = 0; for (let i = 0; i < x.length; i++) d += Math.abs(x[i] - y[i]); return d / x.length; };
-      const f = window.frameSamples.find((s) => s.t > sent && Math.min(...idle.map((r) => mad(r.grey, s.grey))) > 4);
-      return f ? f.t : null;
-    }, [idleStart, idleStart + 1500, r.sent]);
+    const { mouth: firstMouth } = await avOffset(page, idleStart, idleStart + 1500, r.sent);
     rows.push({ sse: r.started - r.sent, browser: firstMouth ? firstMouth - r.sent : NaN });
     await sleep(1500);
   }
@@ -91,7 +79,7 @@ async function latency(server, browser) {
 async function throughput(server, browser, n) {
   const page = await browser.newPage();
   await page.goto(server.base + '/');
-  const ids = await connect(page, n);
+  const ids = await connect(server, page, n);
   await until(() => page.evaluate(() => window.pcs.every((pc) => pc.connectionState === 'connected')), 60000);
   await sleep(3000);
   const text = 'This is a long text that keeps the avatar speaking for the whole measurement. '.repeat(8);

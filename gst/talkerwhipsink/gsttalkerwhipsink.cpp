@@ -20,10 +20,9 @@
 #include "gst/talkerwhipsink/gsttalkerwhipsink.h"
 
 #define GST_USE_UNSTABLE_API
+#include <gio/gio.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
-#include <nice/agent.h>
-#include <nice/interfaces.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,6 +32,7 @@
 #include <vector>
 
 #include "gst/common/reconnecting_output.h"
+#include "gst/common/webrtc_peer.h"
 #include "lib/net/redact.h"
 #include "lib/net/whip_client.h"
 
@@ -124,8 +124,7 @@ class WhipOutput : public talker::gst::ReconnectingOutput {
   std::mutex client_lock_;
   std::shared_ptr<talker::net::WhipClient> client_;
   std::vector<talker::net::IceServer> learned_servers_;  // from Link headers, for the next session
-  std::atomic<guint64> last_rtcp_ms_{0};
-  std::atomic<guint> own_ssrcs_[2] = {};  // the payloaders' SSRCs, from their caps
+  talker::gst::PeerRtcpWatch peer_;
   // For the stats' bitrate: bytes and time at the previous read.
   std::mutex stats_lock_;
   guint64 prev_bytes_ = 0, prev_ms_ = 0;
@@ -149,26 +148,8 @@ GstElement *WhipOutput::make_webrtcbin(const std::vector<talker::net::IceServer>
     gboolean ok = FALSE;
     g_signal_emit_by_name(webrtc, "add-turn-server", t.c_str(), &ok);
   }
-  // libnice leaves loopback out of its host candidates; a server on this
-  // machine (SRS with candidate 127.0.0.1) is then unreachable. Give the agent
-  // every local address, loopback included.
-  GstWebRTCICE *ice = nullptr;
-  g_object_get(webrtc, "ice-agent", &ice, nullptr);
-  if (ice && g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent")) {
-    NiceAgent *agent = nullptr;
-    g_object_get(ice, "agent", &agent, nullptr);
-    if (agent) {
-      GList *ips = nice_interfaces_get_local_ips(TRUE);
-      for (GList *l = ips; l; l = l->next) {
-        NiceAddress address;
-        if (nice_address_set_from_string(&address, static_cast<const char *>(l->data)))
-          nice_agent_add_local_address(agent, &address);
-      }
-      g_list_free_full(ips, g_free);
-      g_object_unref(agent);
-    }
-  }
-  if (ice) gst_object_unref(ice);
+  // A server on this machine (SRS with candidate 127.0.0.1) must be reachable.
+  talker::gst::add_all_local_addresses(webrtc);
   return webrtc;
 }
 
@@ -224,7 +205,7 @@ bool WhipOutput::lost(GstElement *webrtc, guint64 *disconnected_since, std::stri
   } else {
     *disconnected_since = 0;
   }
-  if (rtcp_timeout_ms && now - last_rtcp_ms_.load() > rtcp_timeout_ms) {
+  if (rtcp_timeout_ms && gint64(now) - peer_.last_rtcp_ms.load() > gint64(rtcp_timeout_ms)) {
     *why = "no RTCP from the peer for " + std::to_string(rtcp_timeout_ms) + " ms";
     return true;
   }
@@ -259,66 +240,14 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
   gst_bin_add(GST_BIN(stage), webrtc);
   // Any RTCP from the peer (receiver reports, NACK, PLI, transport feedback)
   // proves it is still there.
-  last_rtcp_ms_ = now_ms() + connect_timeout_ms;
-  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(webrtc));
-  GValue item = G_VALUE_INIT;
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    auto *e = GST_ELEMENT(g_value_get_object(&item));
-    GstElementFactory *f = gst_element_get_factory(e);
-    if (f && g_str_equal(GST_OBJECT_NAME(f), "rtpbin")) {
-      // Sender reports must map RTP time to capture time: with send time (the
-      // default) each track's encoder delay (Opus buffers 20 ms more than
-      // zero-latency x264) shifts it against the other at the receiver.
-      g_object_set(e, "rtcp-sync-send-time", FALSE, nullptr);
-      g_signal_connect(e, "on-ssrc-active",
-                       G_CALLBACK(+[](GstElement *, guint, guint ssrc, gpointer data) {
-                         auto *self = static_cast<WhipOutput *>(data);
-                         // Our own senders count as active too: only the peer's proves it is there.
-                         for (auto &own : self->own_ssrcs_)
-                           if (own.load() == ssrc) return;
-                         GST_LOG_OBJECT(self->bin_, "RTCP from the peer's SSRC %u", ssrc);
-                         self->last_rtcp_ms_ = now_ms();
-                       }),
-                       this);
-    }
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
+  peer_.reset(gint64(now_ms() + connect_timeout_ms));
+  peer_.attach(webrtc);
   install_stage(stage);
   // The offer names each track's SSRC and stream only once its caps reached
   // webrtcbin (the first buffer after linking brings them).
-  const bool caps_known = wait_until(
-      [&] {
-        bool all = true;
-        GstIterator *pads = gst_element_iterate_sink_pads(webrtc);
-        GValue p = G_VALUE_INIT;
-        while (gst_iterator_next(pads, &p) == GST_ITERATOR_OK) {
-          all = all && gst_pad_has_current_caps(GST_PAD(g_value_get_object(&p)));
-          g_value_reset(&p);
-        }
-        g_value_unset(&p);
-        gst_iterator_free(pads);
-        return all;
-      },
-      Ms(2000));
+  const bool caps_known = wait_until([&] { return peer_.read_own_ssrcs(webrtc); }, Ms(2000));
   if (stopping() || failed()) return end;
-  {
-    unsigned i = 0;
-    for (auto &own : own_ssrcs_) own = 0;
-    GstIterator *pads = gst_element_iterate_sink_pads(webrtc);
-    GValue p = G_VALUE_INIT;
-    while (gst_iterator_next(pads, &p) == GST_ITERATOR_OK) {
-      GstCaps *caps = gst_pad_get_current_caps(GST_PAD(g_value_get_object(&p)));
-      guint ssrc = 0;
-      if (caps && gst_structure_get_uint(gst_caps_get_structure(caps, 0), "ssrc", &ssrc) && i < 2)
-        own_ssrcs_[i++] = ssrc;
-      if (caps) gst_caps_unref(caps);
-      g_value_reset(&p);
-    }
-    g_value_unset(&p);
-    gst_iterator_free(pads);
-  }
+  peer_.read_own_ssrcs(webrtc);
   if (!caps_known)
     // The offer then names no SSRC or stream id; receivers put such tracks
     // in one default stream, so they stay in sync.
@@ -427,7 +356,7 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
       end.reason = "ICE/DTLS did not connect within " + std::to_string(connect_timeout_ms) + " ms";
     return end;
   }
-  last_rtcp_ms_ = now_ms();
+  peer_.last_rtcp_ms = gint64(now_ms());
   connected(gst_structure_new("s", "resource", G_TYPE_STRING,
                               talker::net::redact_url(session.resource_url).c_str(), "redirects",
                               G_TYPE_UINT, session.redirects, nullptr));

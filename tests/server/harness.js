@@ -105,4 +105,37 @@ async function until(fn, ms, step = 100) {
   }
 }
 
-module.exports = { startServer, launchBrowser, until, buildRoot };
+// A server and a chromium page opened on it; both stop when test `t` ends.
+async function serverAndPage(t, args = []) {
+  const server = await startServer(args);
+  const browser = await launchBrowser();
+  t.after(async () => { await browser.close(); await server.stop(); });
+  const page = await browser.newPage();
+  await page.goto(server.base + '/');
+  return { server, browser, page };
+}
+
+// In the page: n more peer connections in window.pcs, each receiving video
+// and audio, each with a complete (gathered) offer; returns the offers' SDP.
+function makeOffers(page, n) {
+  return page.evaluate(async (n) => {
+    window.pcs = window.pcs || [];
+    const offers = [];
+    for (let i = 0; i < n; i++) {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => {
+        if (pc.iceGatheringState === 'complete') return r();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+        setTimeout(r, 3000);
+      });
+      window.pcs.push(pc);
+      offers.push(pc.localDescription.sdp);
+    }
+    return offers;
+  }, n);
+}
+
+module.exports = { startServer, launchBrowser, serverAndPage, makeOffers, until, buildRoot };

@@ -2,30 +2,6 @@
 // Measurements taken inside the browser page.
 'use strict';
 
-// Samples the lower face region of the decoded video (the micro avatar is
-// 320×240 with its face crop at x 70-250, y 20-200; MuseTalk regenerates the
-// lower half) on every decoded frame, into window.frameSamples.
-function installSampler(page) {
-  return page.evaluate(() => {
-    const video = document.querySelector('video');
-    const canvas = new OffscreenCanvas(36, 18);
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    window.frameSamples = [];
-    const onFrame = (now, meta) => {
-      if (video.videoWidth) {
-        const sx = video.videoWidth / 320, sy = video.videoHeight / 240;
-        ctx.drawImage(video, 70 * sx, 110 * sy, 180 * sx, 90 * sy, 0, 0, 36, 18);
-        const px = ctx.getImageData(0, 0, 36, 18).data;
-        const grey = new Float32Array(36 * 18);
-        for (let i = 0; i < grey.length; i++) grey[i] = (px[4 * i] + px[4 * i + 1] + px[4 * i + 2]) / 3;
-        window.frameSamples.push({ t: performance.now(), grey });
-      }
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  });
-}
-
 // Times (page clock) at which the receiver hands out each video frame's
 // mouth region and each audio onset (loud after 300 ms of quiet), read from
 // clones of the received tracks with MediaStreamTrackProcessor, so both are
@@ -87,9 +63,9 @@ function avOffset(page, idleStart, idleEnd, after) {
 // (the idle loop repeats), large where the mouth was generated.
 function distances(page, idleStart, idleEnd) {
   return page.evaluate(([a, b]) => {
-    const idle = window.frameSamples.filter((s) => s.t >= a && s.t <= b);
+    const idle = window.avVideo.filter((s) => s.t >= a && s.t <= b);
     const mad = (x, y) => { let d = 0; for (let i = 0; i < x.length; i++) d += Math.abs(x[i] - y[i]); return d / x.length; };
-    return window.frameSamples.filter((s) => s.t > b).map((s) => ({
+    return window.avVideo.filter((s) => s.t > b).map((s) => ({
       t: s.t, d: Math.min(...idle.map((r) => mad(r.grey, s.grey))),
     }));
   }, [idleStart, idleEnd]);
@@ -113,4 +89,4 @@ function inbound(page, pcExpr = 'talker.pc') {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { installSampler, installAvProbe, avOffset, distances, inbound, median, sleep };
+module.exports = { installAvProbe, avOffset, distances, inbound, median, sleep };

@@ -6,19 +6,14 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const { startServer, launchBrowser, until } = require('./harness');
-const { installSampler, installAvProbe, avOffset, distances, inbound, median, sleep } = require('./probes');
+const { startServer, serverAndPage, until } = require('./harness');
+const { installAvProbe, avOffset, distances, inbound, median, sleep } = require('./probes');
 
 test('the page: connect, speak, subtitles, idle again', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');
+  const { server, page } = await serverAndPage(t);
   await page.click('#start');
   const connected = await until(() => page.evaluate(() => talker.pc && talker.pc.connectionState === 'connected'), 40000);
   assert.ok(connected, 'connected: ' + await page.textContent('#error'));
-  await installSampler(page);
   await installAvProbe(page);
   // Idle for 2.5 s: the reference frames.
   assert.ok(await until(async () => ((await inbound(page)).video || {}).framesDecoded > 10, 10000), 'video frames decoded');
@@ -77,11 +72,7 @@ test('the page: connect, speak, subtitles, idle again', async (t) => {
 });
 
 test('VP8 when the browser offers no H.264', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');
+  const { server, page } = await serverAndPage(t);
   const result = await page.evaluate(async () => {
     const pc = window.vpc = new RTCPeerConnection();
     const video = pc.addTransceiver('video', { direction: 'recvonly' });

@@ -7,15 +7,11 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const { startServer, launchBrowser, until } = require('./harness');
+const { serverAndPage, until } = require('./harness');
 const { inbound, sleep } = require('./probes');
 
 test('a LiveTalking page against talker-server', async (t) => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');  // same origin, as LiveTalking serves its pages
+  const { server, page } = await serverAndPage(t);
   // LiveTalking's negotiate(), as in its client.js.
   const negotiated = await page.evaluate(async () => {
     document.body.insertAdjacentHTML('beforeend',
@@ -74,6 +70,8 @@ test('a LiveTalking page against talker-server', async (t) => {
     return r.json();
   });
   assert.deepStrictEqual(await isSpeaking(), { code: 0, msg: 'ok', data: false });
+  // Right after "connected" the first video packet may not be in yet.
+  assert.ok(await until(async () => ((await inbound(page, 'ltpc')).video || {}).framesDecoded > 0, 10000), 'video arrives');
   const before = await inbound(page, 'ltpc');
   const r = await human('This is a long sentence that the next request will cut off before it ends. ' +
     'And here is another long sentence that nobody will ever hear from the avatar at all.');
@@ -93,6 +91,7 @@ test('a LiveTalking page against talker-server', async (t) => {
   assert.ok(stoppedAt - sentAt < startedAfter + 800 + 5000, 'the first text was cut off');
   await sleep(500);
   const after = await inbound(page, 'ltpc');
+  assert.ok(after.video && before.video, JSON.stringify({ before, after }));
   assert.ok(after.video.framesDecoded > before.video.framesDecoded + 25, 'video decoded');
   assert.ok(after.audio.totalAudioEnergy > before.audio.totalAudioEnergy, 'speech heard');
   // LiveTalking's interrupt route.

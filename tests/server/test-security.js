@@ -5,7 +5,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const { startServer, launchBrowser, until } = require('./harness');
+const { startServer, serverAndPage, makeOffers, until } = require('./harness');
 const { sleep } = require('./probes');
 
 const routes = [['POST', '/offer'], ['POST', '/human'], ['POST', '/interrupt_talk'], ['POST', '/is_speaking'],
@@ -107,27 +107,13 @@ test('CORS is off unless an origin is configured', async (t) => {
 });
 
 test("a session's events go only to its own SSE stream", async (t) => {
-  const server = await startServer(['--max-sessions', '2']);
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');
-  const ids = await page.evaluate(async () => {
-    const ids = [];
-    window.pcs = [];
-    for (let i = 0; i < 2; i++) {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((r) => { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 3000); });
-      const a = await (await fetch('/offer', { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) })).json();
-      await pc.setRemoteDescription(a);
-      window.pcs.push(pc);
-      ids.push(a.sessionid);
-    }
-    return ids;
-  });
+  const { server, page } = await serverAndPage(t, ['--max-sessions', '2']);
+  const ids = [];
+  for (const [i, sdp] of (await makeOffers(page, 2)).entries()) {
+    const a = (await server.post('/offer', { sdp, type: 'offer' })).json;
+    await page.evaluate(([i, a]) => window.pcs[i].setRemoteDescription(a), [i, a]);
+    ids.push(a.sessionid);
+  }
   assert.ok(await until(() => page.evaluate(() => window.pcs.every((pc) => pc.connectionState === 'connected')), 30000));
   // Read A's stream from node.
   const events = [];

@@ -5,30 +5,8 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const { startServer, launchBrowser, until } = require('./harness');
+const { serverAndPage, makeOffers, until } = require('./harness');
 const { sleep } = require('./probes');
-
-// In the page: n peer connections, each with a complete offer.
-async function makeOffers(page, n) {
-  return page.evaluate(async (n) => {
-    window.pcs = [];
-    const offers = [];
-    for (let i = 0; i < n; i++) {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((r) => {
-        if (pc.iceGatheringState === 'complete') return r();
-        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
-        setTimeout(r, 3000);
-      });
-      window.pcs.push(pc);
-      offers.push(pc.localDescription.sdp);
-    }
-    return offers;
-  }, n);
-}
 
 const answerIn = (page, i, sdp) => page.evaluate(([i, sdp]) => window.pcs[i].setRemoteDescription({ type: 'answer', sdp }), [i, sdp]);
 const stateOf = (page, i) => page.evaluate((i) => window.pcs[i].connectionState, i);
@@ -46,11 +24,7 @@ async function allGone(server) {
 }
 
 test('max-sessions 3: 20 concurrent offers, 3 answers; slots return when peers leave', async (t) => {
-  const server = await startServer(['--max-sessions', '3', '--peer-timeout', '2']);
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');
+  const { server, page } = await serverAndPage(t, ['--max-sessions', '3', '--peer-timeout', '2']);
   const offers = await makeOffers(page, 20);
   const replies = await Promise.all(offers.map((sdp) => server.post('/offer', { sdp, type: 'offer' })));
   const accepted = replies.map((r, i) => [r, i]).filter(([r]) => r.json.code === 0);
@@ -72,20 +46,18 @@ test('max-sessions 3: 20 concurrent offers, 3 answers; slots return when peers l
   assert.ok(await allGone(server), 'sessions freed after the peers left');
   console.log(`# 3 sessions freed ${Date.now() - leftAt} ms after their peers closed`);
   assert.strictEqual((await server.get('/readyz')).status, 200, 'ready again');
+  await page.evaluate(() => { window.pcs = []; });
   const [again] = await makeOffers(page, 1);
   const r = await server.post('/offer', { sdp: again, type: 'offer' });
   assert.strictEqual(r.json.code, 0, JSON.stringify(r.json));
 });
 
 test('sessions one after another: memory returns to its level after the first', async (t) => {
-  const server = await startServer(['--max-sessions', '2', '--peer-timeout', '2']);
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');
+  const { server, page } = await serverAndPage(t, ['--max-sessions', '2', '--peer-timeout', '2']);
   const rss = [];
   const count = Number(process.env.TALKER_SESSIONS || 20);
   for (let n = 0; n < count; n++) {
+    await page.evaluate(() => { window.pcs = []; });
     const [sdp] = await makeOffers(page, 1);
     const r = await server.post('/offer', { sdp, type: 'offer' });
     assert.strictEqual(r.json.code, 0, `session ${n + 1}: ` + JSON.stringify(r.json));
@@ -106,11 +78,7 @@ test('sessions one after another: memory returns to its level after the first', 
 });
 
 test('sessions end by themselves: never connected, idle', async (t) => {
-  const server = await startServer(['--connect-timeout', '3', '--idle-timeout', '4', '--peer-timeout', '2']);
-  const browser = await launchBrowser();
-  t.after(async () => { await browser.close(); await server.stop(); });
-  const page = await browser.newPage();
-  await page.goto(server.base + '/');
+  const { server, page } = await serverAndPage(t, ['--connect-timeout', '3', '--idle-timeout', '4', '--peer-timeout', '2']);
   // An answer the browser never applies: ICE never starts.
   const [lost, idle] = await makeOffers(page, 2);
   const r1 = await server.post('/offer', { sdp: lost, type: 'offer' });

@@ -4,14 +4,13 @@
 #define GST_USE_UNSTABLE_API
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
-#include <nice/agent.h>
-#include <nice/interfaces.h>
 
 #include <chrono>
 #include <sstream>
 #include <thread>
 
 #include "gst/common/sentence_meta.h"
+#include "gst/common/webrtc_peer.h"
 
 GST_DEBUG_CATEGORY_STATIC(talker_session_debug);
 #define GST_CAT_DEFAULT talker_session_debug
@@ -201,54 +200,12 @@ void Session::build(const OfferedCodecs &codecs) {
   if (ice) {
     if (o.ice_port_min && g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "min-rtp-port"))
       g_object_set(ice, "min-rtp-port", o.ice_port_min, "max-rtp-port", o.ice_port_max, nullptr);
-    if (g_object_class_find_property(G_OBJECT_GET_CLASS(ice), "agent")) {
-      NiceAgent *agent = nullptr;
-      g_object_get(ice, "agent", &agent, nullptr);
-      if (agent) {
-        GList *ips = nice_interfaces_get_local_ips(TRUE);
-        for (GList *l = ips; l; l = l->next) {
-          NiceAddress address;
-          if (nice_address_set_from_string(&address, static_cast<const char *>(l->data)))
-            nice_agent_add_local_address(agent, &address);
-        }
-        g_list_free_full(ips, g_free);
-        g_object_unref(agent);
-      }
-    }
     gst_object_unref(ice);
   }
+  gst::add_all_local_addresses(webrtc_.get());
 
-  // The browser is there as long as it sends RTCP (receiver reports, NACK,
-  // PLI); rtpbin reports our own senders active too, so those are skipped.
-  it = gst_bin_iterate_recurse(GST_BIN(webrtc_.get()));
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    auto *e = GST_ELEMENT(g_value_get_object(&item));
-    GstElementFactory *f = gst_element_get_factory(e);
-    if (f && g_str_equal(GST_OBJECT_NAME(f), "rtpbin")) {
-      // Sender reports map RTP time to the buffers' running time, not to when
-      // they were sent: the browser then aligns the tracks as they were made.
-      g_object_set(e, "rtcp-sync-send-time", FALSE, nullptr);
-      g_signal_connect(e, "on-ssrc-active",
-                       G_CALLBACK(+[](GstElement *, guint, guint ssrc, gpointer data) {
-                         auto *self = static_cast<Session *>(data);
-                         for (auto &own : self->own_ssrcs_)
-                           if (own.load() == ssrc) return;
-                         self->last_peer_rtcp_ms_ = monotonic_ms();
-                       }),
-                       this);
-      g_signal_connect(e, "on-bye-ssrc",
-                       G_CALLBACK(+[](GstElement *, guint, guint ssrc, gpointer data) {
-                         auto *self = static_cast<Session *>(data);
-                         for (auto &own : self->own_ssrcs_)
-                           if (own.load() == ssrc) return;
-                         self->peer_bye_ = true;
-                       }),
-                       this);
-    }
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
+  // The browser is there as long as it sends RTCP (receiver reports, NACK, PLI).
+  peer_.attach(webrtc_.get());
 
   // Sentence marks, read before the encoder and played out one video
   // latency later (when the audio leaves the server).
@@ -347,18 +304,19 @@ void Session::align_branches() {
   const gint64 offset = gint64(video) - gint64(audio);
   g_object_set(async_.get(), "ts-offset", offset > 0 ? offset : gint64(0), nullptr);
   g_object_set(vsync_.get(), "ts-offset", offset < 0 ? -offset : gint64(0), nullptr);
-  playout_delay_ = std::max(video, audio);
   // webrtcbin ignores the pipeline's LATENCY event (its sinks do not sync),
   // so nothing upstream would learn the latency, and the talking head would
   // find every frame late. The clocksyncs are where frames meet the clock:
   // tell both branches from there.
+  const GstClockTime delay = std::max(video, audio);
   for (GstElement *sync : {vsync_.get(), async_.get()}) {
     gst::GstPtr<GstPad> src(gst_element_get_static_pad(sync, "src"));
-    gst_pad_send_event(src.get(), gst_event_new_latency(playout_delay_.load()));
+    gst_pad_send_event(src.get(), gst_event_new_latency(delay));
   }
-  GST_INFO("session %" G_GUINT64_FORMAT ": video latency %" GST_TIME_FORMAT
-           ", audio %" GST_TIME_FORMAT,
-           id_, GST_TIME_ARGS(video), GST_TIME_ARGS(audio));
+  if (playout_delay_.exchange(delay) != delay)
+    g_print("session %" G_GUINT64_FORMAT
+            ": latency %.0f ms (video branch), audio waits %.0f ms more\n",
+            id_, video / 1e6, offset / 1e6);
 }
 
 gboolean Session::on_bus(GstBus *, GstMessage *msg, gpointer data) {
@@ -430,23 +388,7 @@ std::string Session::answer(const std::string &offer_text) {
   // webrtcbin: the first encoded frame brings them.
   const gint64 caps_until = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
   for (;;) {
-    bool all = true;
-    unsigned n = 0;
-    GstIterator *pads = gst_element_iterate_sink_pads(webrtc_.get());
-    GValue p = G_VALUE_INIT;
-    while (gst_iterator_next(pads, &p) == GST_ITERATOR_OK) {
-      GstCaps *caps = gst_pad_get_current_caps(GST_PAD(g_value_get_object(&p)));
-      guint ssrc = 0;
-      if (!caps)
-        all = false;
-      else if (gst_structure_get_uint(gst_caps_get_structure(caps, 0), "ssrc", &ssrc) && n < 2)
-        own_ssrcs_[n++] = ssrc;
-      if (caps) gst_caps_unref(caps);
-      g_value_reset(&p);
-    }
-    g_value_unset(&p);
-    gst_iterator_free(pads);
-    if (all) break;
+    if (peer_.read_own_ssrcs(webrtc_.get())) break;
     {
       std::lock_guard<std::mutex> l(lock_);
       if (!error_.empty()) throw SessionError("the session pipeline failed: " + error_);
@@ -558,17 +500,17 @@ std::string Session::check() {
       ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED)
     return "ICE failed";
   if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED) return "the browser closed the connection";
-  if (peer_bye_) return "the browser left (RTCP BYE)";
+  if (peer_.bye) return "the browser left (RTCP BYE)";
   if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !connected_at_ms_) {
     connected_at_ms_ = now;
-    last_peer_rtcp_ms_ = now;
+    peer_.last_rtcp_ms = now;
   }
   if (!connected_at_ms_) {
     if (now - created_mono_ms_ > std::int64_t(options_.connect_timeout_s * 1000))
       return "not connected within " + std::to_string(int(options_.connect_timeout_s)) + " s";
     return "";
   }
-  if (now - last_peer_rtcp_ms_.load() > std::int64_t(options_.peer_timeout_s * 1000))
+  if (now - peer_.last_rtcp_ms.load() > std::int64_t(options_.peer_timeout_s * 1000))
     return "no RTCP from the browser for " + std::to_string(int(options_.peer_timeout_s)) + " s";
   return "";
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gst/common/gst_ptr.h"
+#include "gst/common/webrtc_peer.h"
 #include "tools/server/offer.h"
 #include "tools/server/options.h"
 
@@ -95,9 +96,8 @@ class Session {
   struct Playback;  // sentence events at playback time; outlives the session for pending clock
                     // waits
   std::shared_ptr<Playback> playback_;
-  std::atomic<std::int64_t> last_activity_ms_, connected_at_ms_{0}, last_peer_rtcp_ms_{0};
-  std::atomic<bool> peer_bye_{false};
-  std::atomic<guint> own_ssrcs_[2] = {};
+  std::atomic<std::int64_t> last_activity_ms_, connected_at_ms_{0};
+  gst::PeerRtcpWatch peer_;
   std::mutex lock_;  // error_
   std::string error_;
   bool stopped_ = false;
