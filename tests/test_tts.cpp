@@ -15,6 +15,7 @@
 #include "lib/audio/resampler.h"
 #include "lib/common/error.h"
 #include "lib/text/sentence_chunker.h"
+#include "lib/text/speakable.h"
 #include "lib/tts/speaker.h"
 
 using namespace talker;
@@ -220,6 +221,29 @@ TEST_CASE("sentence chunker gives the same chunks for streamed text", "[chunker]
   }
   CHECK(expected.size() == 3);
   CHECK(text::make_valid_utf8("a\xff b\xe4\xbd") == "a\xEF\xBF\xBD b\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST_CASE("speakable: Markdown and emoji never reach the TTS", "[speakable]") {
+  using talker::text::speakable;
+  CHECK(speakable("**Hello** there, *dear* __friend__!") == "Hello there, dear friend!");
+  CHECK(speakable("## A heading") == "A heading");
+  CHECK(speakable("- first item") == "first item");
+  CHECK(speakable("* second item") == "second item");
+  CHECK(speakable("12. twelfth item") == "twelfth item");
+  CHECK(speakable("> quoted words") == "quoted words");
+  CHECK(speakable("```python") == "");
+  CHECK(speakable("Run `make` now.") == "Run make now.");
+  CHECK(speakable("See [the docs](https://example.com/x_y) and ![a cat](cat.png).") ==
+        "See the docs and a cat.");
+  CHECK(speakable("snake_case and _emphasis_ and ~~gone~~") == "snake_case and emphasis and gone");
+  CHECK(speakable("Great job! \xF0\x9F\x8E\x89\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD") ==
+        "Great job!");  // party, thumbs up, skin tone
+  CHECK(speakable("I \xE2\x9D\xA4\xEF\xB8\x8F it \xE2\xAD\x90") == "I it");  // heart + VS16, star
+  CHECK(speakable(
+            "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C**\xE4\xB8\x96\xE7\x95\x8C**\xF0\x9F\x98\x80") ==
+        "\xE4\xBD\xA0\xE5\xA5\xBD\xEF\xBC\x8C\xE4\xB8\x96\xE7\x95\x8C");  // 你好，**世界**😀
+  CHECK(speakable("  3.14 and 10:30 stay  ") == "3.14 and 10:30 stay");
+  CHECK(speakable("line one\n- line two") == "line one line two");
 }
 
 TEST_CASE("espeak engine speaks what the espeak-ng command line speaks", "[espeak]") {
