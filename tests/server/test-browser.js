@@ -95,3 +95,13 @@ test('VP8 when the browser offers no H.264', async (t) => {
   });
   assert.strictEqual(codec, 'video/VP8');
 });
+
+test('the page says when the server ended the session', async (t) => {
+  const { page } = await serverAndPage(t, ['--idle-timeout', '3']);
+  await page.click('#start');
+  assert.ok(await until(() => page.evaluate(() => talker.pc && talker.pc.connectionState === 'connected'), 40000));
+  assert.ok(await until(async () => /The session ended: idle for 3 s/.test(await page.textContent('#error')), 15000),
+    'the reason is shown: ' + await page.textContent('#error'));
+  assert.strictEqual(await page.isEnabled('#start'), true, 'Start is offered again');
+  assert.strictEqual(await page.evaluate(() => talker.sessionid), null);
+});
