@@ -121,7 +121,7 @@ TEST_CASE("options: command line, config file with the same keys, errors that na
   CHECK(o.max_sessions == 8);
   CHECK(o.ice_port_min == 40000);
   CHECK(o.ice_port_max == 40100);
-  CHECK(o.stun == std::vector<std::string>{"stun://stun.example:3478"});
+  CHECK(o.stun == "stun://stun.example:3478");
   CHECK(o.cors_origins.size() == 2);
   CHECK(o.token == "from-cli");  // the command line wins
   CHECK(o.public_ip == "198.51.100.7");

@@ -105,3 +105,32 @@ test('sessions end by themselves: never connected, idle', async (t) => {
   assert.ok(server.lines.some((l) => /ended: not connected within 3 s/.test(l)));
   assert.ok(server.lines.some((l) => /ended: idle for 4 s/.test(l)));
 });
+
+test('--ice-ports, --public-ip and --stun reach the answer and the network', async (t) => {
+  const dgram = require('dgram');
+  const stun = dgram.createSocket('udp4');
+  const requests = [];
+  stun.on('message', (m) => requests.push(m));
+  await new Promise((r) => stun.bind(0, '127.0.0.1', r));
+  t.after(() => stun.close());
+  const { server, page } = await serverAndPage(t, ['--ice-ports', '41000-41009', '--public-ip', '198.51.100.7',
+    '--stun', `stun://127.0.0.1:${stun.address().port}`]);
+  const [sdp] = await makeOffers(page, 1);
+  const r = await server.post('/offer', { sdp, type: 'offer' });
+  assert.strictEqual(r.json.code, 0, JSON.stringify(r.json));
+  const candidates = r.json.sdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
+  const udpHost = candidates.filter((l) => / udp /i.test(l) && / typ host/.test(l));
+  assert.ok(udpHost.length >= 2, candidates.join('\n'));
+  for (const c of udpHost) {
+    const port = Number(c.split(' ')[5]);
+    assert.ok(port >= 41000 && port <= 41009, `port ${port} in --ice-ports: ${c}`);
+  }
+  assert.ok(udpHost.some((c) => c.split(' ')[4] === '198.51.100.7'), 'a candidate at --public-ip');
+  assert.ok(udpHost.some((c) => c.split(' ')[4] === '127.0.0.1'), 'loopback among the host candidates');
+  // STUN Binding Requests (type 0x0001, magic cookie 0x2112A442) reached our socket.
+  assert.ok(await until(() => requests.some((m) => m.length >= 20 && m.readUInt16BE(0) === 1 && m.readUInt32BE(4) === 0x2112a442), 5000),
+    `STUN requests: ${requests.length}`);
+  // And the browser still connects (the public copy is unreachable here, loopback is not).
+  await answerIn(page, 0, r.json.sdp);
+  assert.ok(await until(async () => (await stateOf(page, 0)) === 'connected', 30000));
+});

@@ -94,7 +94,7 @@ const std::map<std::string, Setter> &setters() {
       {"tts-ref-audio", str(&Options::tts_ref_audio)},
       {"tts-ref-text", str(&Options::tts_ref_text)},
       {"tts-api-key-env", str(&Options::tts_api_key_env)},
-      {"stun", list(&Options::stun)},
+      {"stun", str(&Options::stun)},
       {"turn", list(&Options::turn)},
       {"ice-ports",
        [](Options &o, const std::string &, const std::string &v) {
@@ -203,7 +203,7 @@ Voice (talkertts's properties)
   --tts-engine espeak|openai|gpt-sovits|cosyvoice (espeak)  --tts-voice V  --tts-server URL
   --tts-model M  --tts-ref-audio F  --tts-ref-text T  --tts-api-key-env VAR
 WebRTC
-  --stun stun://HOST:PORT   STUN server (repeatable; none by default)
+  --stun stun://HOST:PORT   STUN server (one: webrtcbin takes one; none by default)
   --turn turn://USER:PASS@HOST:PORT  TURN server (repeatable)
   --ice-ports MIN-MAX       UDP ports for ICE (open these in the firewall)
   --public-ip IP            also offer each host candidate at this address (1:1 NAT)

@@ -36,7 +36,8 @@ struct Options {
   std::string tts_engine = "espeak", tts_voice, tts_server, tts_model, tts_ref_audio, tts_ref_text;
   std::string tts_api_key_env;  // name of the environment variable holding the TTS API key
   // WebRTC
-  std::vector<std::string> stun, turn;  // stun://host:port, turn(s)://user:pass@host:port
+  std::string stun;               // stun://host:port (webrtcbin takes one)
+  std::vector<std::string> turn;  // turn(s)://user:pass@host:port
   unsigned ice_port_min = 0, ice_port_max = 0;
   std::string public_ip;
   unsigned video_bitrate_kbps = 1500, audio_bitrate = 48000;

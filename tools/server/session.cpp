@@ -190,7 +190,7 @@ void Session::build(const OfferedCodecs &codecs) {
 
   // ICE: servers, the port range, and loopback among the host candidates (a
   // browser on this machine).
-  if (!o.stun.empty()) g_object_set(webrtc_.get(), "stun-server", o.stun.front().c_str(), nullptr);
+  if (!o.stun.empty()) g_object_set(webrtc_.get(), "stun-server", o.stun.c_str(), nullptr);
   for (const auto &t : o.turn) {
     gboolean ok = FALSE;
     g_signal_emit_by_name(webrtc_.get(), "add-turn-server", t.c_str(), &ok);
