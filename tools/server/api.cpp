@@ -383,11 +383,16 @@ void Api::human(SoupServerMessage *msg, const std::string &body) {
   const bool interrupt =
       j.contains("interrupt") &&
       (j["interrupt"] == true || j["interrupt"] == 1 || j["interrupt"] == "true");
-  if (type == "chat") return fail(msg, "type: chat is not configured on this server (no LLM)");
-  if (type != "echo") return fail(msg, "type: must be \"echo\" or \"chat\"");
-  if (interrupt) s->interrupt();
+  if (type == "chat" && options_.llm_url.empty())
+    return fail(msg, "type: chat is not configured on this server (start it with --llm-url)");
+  if (type != "echo" && type != "chat") return fail(msg, "type: must be \"echo\" or \"chat\"");
   const std::string text = j["text"].get<std::string>();
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) return fail(msg, "text: empty");
+  if (interrupt) s->interrupt();
+  if (type == "chat") {
+    s->chat(text);
+    return respond_json(msg, json{{"code", 0}, {"msg", "ok"}});
+  }
   const guint64 utterance = s->say(text);
   respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", {{"utterance", utterance}}}});
 }

@@ -94,6 +94,12 @@ const std::map<std::string, Setter> &setters() {
       {"tts-ref-audio", str(&Options::tts_ref_audio)},
       {"tts-ref-text", str(&Options::tts_ref_text)},
       {"tts-api-key-env", str(&Options::tts_api_key_env)},
+      {"llm-url", str(&Options::llm_url)},
+      {"llm-model", str(&Options::llm_model)},
+      {"llm-key-env", str(&Options::llm_key_env)},
+      {"system-prompt", str(&Options::system_prompt)},
+      {"llm-max-turns", uint(&Options::llm_max_turns, 1, 1000)},
+      {"llm-timeout", uint(&Options::llm_timeout_s, 1, 3600)},
       {"stun", str(&Options::stun)},
       {"turn", list(&Options::turn)},
       {"ice-ports",
@@ -202,6 +208,10 @@ Avatars and models (talkinghead's properties of the same names)
 Voice (talkertts's properties)
   --tts-engine espeak|openai|gpt-sovits|cosyvoice (espeak)  --tts-voice V  --tts-server URL
   --tts-model M  --tts-ref-audio F  --tts-ref-text T  --tts-api-key-env VAR
+Conversation (/human type:chat)
+  --llm-url URL             OpenAI-compatible base URL (http://127.0.0.1:11434/v1); none: chat is off
+  --llm-model M  --llm-key-env VAR (the API key's environment variable)  --system-prompt TEXT
+  --llm-max-turns N (8)  --llm-timeout S (60)
 WebRTC
   --stun stun://HOST:PORT   STUN server (one: webrtcbin takes one; none by default)
   --turn turn://USER:PASS@HOST:PORT  TURN server (repeatable)

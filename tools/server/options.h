@@ -35,6 +35,10 @@ struct Options {
   // Voice
   std::string tts_engine = "espeak", tts_voice, tts_server, tts_model, tts_ref_audio, tts_ref_text;
   std::string tts_api_key_env;  // name of the environment variable holding the TTS API key
+  // Conversation (/human type:chat): an OpenAI-compatible server
+  std::string llm_url, llm_model, llm_key_env, system_prompt;
+  unsigned llm_max_turns = 8;
+  unsigned llm_timeout_s = 60;
   // WebRTC
   std::string stun;               // stun://host:port (webrtcbin takes one)
   std::vector<std::string> turn;  // turn(s)://user:pass@host:port

@@ -446,8 +446,35 @@ guint64 Session::say(const std::string &text) {
   return id;
 }
 
+void Session::chat(const std::string &text) {
+  touch();
+  if (!conversation_) {
+    ConversationSettings c;
+    c.chat.base_url = options_.llm_url;
+    c.chat.model = options_.llm_model;
+    c.chat.timeout_s = options_.llm_timeout_s;
+    // The key comes from the environment, never from a command line or a log.
+    if (!options_.llm_key_env.empty())
+      if (const char *key = g_getenv(options_.llm_key_env.c_str())) c.chat.api_key = key;
+    c.system_prompt = options_.system_prompt;
+    c.max_turns = options_.llm_max_turns;
+    conversation_ = std::make_unique<Conversation>(
+        c, [this](const std::string &sentence) { say(sentence); },
+        [this](const std::string &why) {
+          g_printerr("session %" G_GUINT64_FORMAT ": LLM: %s\n", id_, why.c_str());
+          SentenceEvent e;
+          e.state = "warning";
+          e.text = why;
+          on_event_(e);
+        });
+  }
+  conversation_->ask(text);
+}
+
 void Session::interrupt() {
   touch();
+  // The reply first, so that none of it is queued after the speech stops.
+  if (conversation_) conversation_->cancel();
   g_signal_emit_by_name(tts_.get(), "interrupt");
 }
 
@@ -518,6 +545,7 @@ std::string Session::check() {
 void Session::stop() {
   if (stopped_) return;
   stopped_ = true;
+  conversation_.reset();  // cancels and joins the reply in flight
   playback_->alive = false;
   {
     std::lock_guard<std::mutex> l(playback_->lock);

@@ -19,6 +19,7 @@
 
 #include "gst/common/gst_ptr.h"
 #include "gst/common/webrtc_peer.h"
+#include "tools/server/conversation.h"
 #include "tools/server/offer.h"
 #include "tools/server/options.h"
 
@@ -60,6 +61,9 @@ class Session {
   std::string answer(const std::string &offer);
 
   guint64 say(const std::string &text);
+  // /human type:chat: the LLM's reply is spoken as it streams in.
+  void chat(const std::string &text);
+  // Stops speech, and the LLM reply in flight.
   void interrupt();
   void touch();  // an API request for this session: it is not idle
   bool speaking() const;
@@ -98,7 +102,8 @@ class Session {
   std::shared_ptr<Playback> playback_;
   std::atomic<std::int64_t> last_activity_ms_, connected_at_ms_{0};
   gst::PeerRtcpWatch peer_;
-  std::mutex lock_;  // error_
+  std::unique_ptr<Conversation> conversation_;  // with --llm-url
+  std::mutex lock_;                             // error_
   std::string error_;
   bool stopped_ = false;
 };
