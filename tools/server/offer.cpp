@@ -17,17 +17,22 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Calls fn(pt, rest) for each "a=KEY:PT rest" attribute of the media.
+template <typename Fn>
+void for_each_pt_attribute(const GstSDPMedia *media, const char *key, Fn fn) {
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+    if (!a->key || std::string(a->key) != key || !a->value) continue;
+    const std::string v = a->value;
+    const auto sp = v.find(' ');
+    if (sp != std::string::npos) fn(std::atoi(v.substr(0, sp).c_str()), v.substr(sp + 1));
+  }
+}
+
 // "a=fmtp:PT k=v;k=v" values by payload type.
 std::map<int, std::map<std::string, std::string>> fmtps(const GstSDPMedia *media) {
   std::map<int, std::map<std::string, std::string>> out;
-  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
-    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
-    if (!a->key || std::string(a->key) != "fmtp" || !a->value) continue;
-    const std::string v = a->value;
-    const auto sp = v.find(' ');
-    if (sp == std::string::npos) continue;
-    const int pt = std::atoi(v.substr(0, sp).c_str());
-    std::string rest = v.substr(sp + 1);
+  for_each_pt_attribute(media, "fmtp", [&](int pt, const std::string &rest) {
     std::size_t pos = 0;
     while (pos <= rest.size()) {
       auto semi = rest.find(';', pos);
@@ -39,7 +44,7 @@ std::map<int, std::map<std::string, std::string>> fmtps(const GstSDPMedia *media
       if (eq != std::string::npos) out[pt][lower(kv.substr(0, eq))] = lower(kv.substr(eq + 1));
       pos = semi + 1;
     }
-  }
+  });
   return out;
 }
 
@@ -47,19 +52,12 @@ std::map<int, std::map<std::string, std::string>> fmtps(const GstSDPMedia *media
 std::multimap<std::string, int> rtpmaps(const GstSDPMedia *media,
                                         std::map<int, std::string> *by_pt) {
   std::multimap<std::string, int> out;
-  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
-    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
-    if (!a->key || std::string(a->key) != "rtpmap" || !a->value) continue;
-    const std::string v = a->value;
-    const auto sp = v.find(' ');
-    if (sp == std::string::npos) continue;
-    const int pt = std::atoi(v.substr(0, sp).c_str());
-    std::string enc = v.substr(sp + 1);
-    enc = enc.substr(0, enc.find('/'));
+  for_each_pt_attribute(media, "rtpmap", [&](int pt, const std::string &rest) {
+    std::string enc = rest.substr(0, rest.find('/'));
     for (auto &c : enc) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     out.emplace(enc, pt);
-    (*by_pt)[pt] = v.substr(sp + 1);
-  }
+    (*by_pt)[pt] = rest;
+  });
   return out;
 }
 
