@@ -131,6 +131,34 @@ TEST_CASE("rendering speaks the text, marks sentences and ends with EOS", "[talk
   CHECK(double(spans[1].end - spans[1].start) / GST_SECOND == Approx(expected_s).margin(0.35));
 }
 
+TEST_CASE("say-audio: ready-made samples come out unchanged, as one sentence with its label",
+          "[talkertts]") {
+  TalkerRun run("talkertts name=tts is-live=false ! fakesink sync=false");
+  std::vector<int16_t> upload(8000 + 77);
+  for (size_t i = 0; i < upload.size(); ++i) upload[i] = int16_t((i * 37) % 20000 + 1);
+  GBytes *bytes = g_bytes_new(upload.data(), upload.size() * sizeof(int16_t));
+  guint64 id = 0;
+  g_signal_emit_by_name(run.tts(), "say-audio", bytes, "clip.wav", &id);
+  g_bytes_unref(bytes);
+  CHECK(id == 1);
+  run.say("And then words.");
+  run.run_to_eos();
+  REQUIRE(run.errors.empty());
+  REQUIRE(run.eos);
+  const auto buffers = run.take_buffers();
+  check_continuous(buffers);
+  const auto spans = spans_from_messages(run.messages);
+  REQUIRE(spans.size() == 2);
+  CHECK(spans[0].text == "clip.wav");
+  CHECK(spans[0].start == 0);
+  CHECK(spans[0].end == gst_util_uint64_scale_int(upload.size(), GST_SECOND, 16000));
+  std::vector<int16_t> out;
+  for (const auto &b : buffers) out.insert(out.end(), b.samples.begin(), b.samples.end());
+  REQUIRE(out.size() >= upload.size());
+  CHECK(std::equal(upload.begin(), upload.end(), out.begin()));
+  CHECK(spans[1].text == "And then words.");
+}
+
 TEST_CASE("live: 30 s of continuous audio at clock pace across several say calls",
           "[talkertts][live]") {
   TalkerRun run("talkertts name=tts ! fakesink sync=true");

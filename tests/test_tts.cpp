@@ -393,6 +393,51 @@ TEST_CASE("speaker interrupt drops queued text and cuts the playing sentence", "
   CHECK(again);
 }
 
+TEST_CASE("speaker plays given audio sample for sample, in order with text, and cuts it",
+          "[speaker]") {
+  tts::Speaker speaker(tts::SpeakerOptions{});
+  // A ramp that is not a whole number of frames: the last frame is partial.
+  std::vector<int16_t> upload(16000 + 123);
+  for (size_t i = 0; i < upload.size(); ++i) upload[i] = int16_t(1 + i % 30000);
+  speaker.say("Before.");
+  const uint64_t id = speaker.say_audio(upload, "upload.wav");
+  speaker.say("After.");
+  CHECK(speaker.say_audio({}, "empty") > id);  // nothing to play, skipped
+  speaker.start(tts::make_engine({}));
+  std::vector<std::string> order;
+  std::vector<int16_t> played;
+  bool in_upload = false;
+  while (auto frame = speaker.next_frame_wait()) {
+    if (frame->started) {
+      order.push_back(frame->started->text);
+      in_upload = frame->started->utterance == id;
+    }
+    if (in_upload) {
+      const size_t n = frame->ended ? frame->end_sample : tts::kFrameSamples;
+      played.insert(played.end(), frame->samples.begin(), frame->samples.begin() + long(n));
+    }
+    if (frame->ended && frame->ended->utterance == id) in_upload = false;
+    if (order.size() == 3 && speaker.idle()) break;
+  }
+  CHECK(order == std::vector<std::string>{"Before.", "upload.wav", "After."});
+  CHECK(played == upload);
+
+  // Interrupted mid-way like speech.
+  speaker.say_audio(upload, "again");
+  tts::Frame frame;
+  for (int i = 0; i < 500 && !frame.started; ++i) {
+    frame = speaker.next_frame_now();
+    if (!frame.started) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(frame.started);
+  CHECK(frame.samples[0] == upload[0]);
+  speaker.interrupt();
+  frame = speaker.next_frame_now();
+  CHECK(frame.silent);
+  REQUIRE(frame.ended);
+  CHECK(frame.end_reason == tts::SentenceEnd::kInterrupted);
+}
+
 int main(int argc, char *argv[]) {
   return Catch::Session().run(argc, argv);
 }

@@ -15,6 +15,7 @@ struct GstUnref {
   void operator()(GstEvent *p) const { gst_event_unref(p); }
   void operator()(GstQuery *p) const { gst_query_unref(p); }
   void operator()(GstMessage *p) const { gst_message_unref(p); }
+  void operator()(GstSample *p) const { gst_sample_unref(p); }
   void operator()(GstElement *p) const { gst_object_unref(p); }
   void operator()(GstPad *p) const { gst_object_unref(p); }
   void operator()(GstBus *p) const { gst_object_unref(p); }

@@ -10,6 +10,8 @@
  * Text comes from the `text` property, the `say` action signal, or a `text`
  * request pad (text/x-raw, for streamed text such as LLM output). It is cut
  * into sentences on punctuation; a synthesis thread runs ahead of playback.
+ * `say-audio` queues ready-made speech (16 kHz mono samples) in the same
+ * queue, played as one sentence.
  * `interrupt` drops everything not yet played. Each sentence's start and end
  * is posted as a `talker-sentence` element message and carried by a
  * TalkerSentenceMeta on its first and last buffer.
@@ -21,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "gst/common/interrupt_event.h"
 #include "gst/common/sentence_meta.h"
@@ -156,6 +159,18 @@ static guint64 talker_tts_say(GstTalkerTts *self, const gchar *text) {
   if (!text || !*text) return 0;
   const guint64 id = self->state->speaker->say(text);
   GST_DEBUG_OBJECT(self, "utterance %" G_GUINT64_FORMAT ": %s", id, text);
+  return id;
+}
+
+static guint64 talker_tts_say_audio(GstTalkerTts *self, GBytes *samples, const gchar *label) {
+  if (!samples) return 0;
+  gsize size = 0;
+  const auto *data = static_cast<const int16_t *>(g_bytes_get_data(samples, &size));
+  if (size < sizeof(int16_t)) return 0;
+  std::vector<int16_t> pcm(data, data + size / sizeof(int16_t));
+  const guint64 id = self->state->speaker->say_audio(std::move(pcm), label ? label : "");
+  GST_DEBUG_OBJECT(self, "utterance %" G_GUINT64_FORMAT ": %" G_GSIZE_FORMAT " samples of audio",
+                   id, size / sizeof(int16_t));
   return id;
 }
 
@@ -711,6 +726,20 @@ static void gst_talker_tts_class_init(GstTalkerTtsClass *klass) {
   g_signal_new_class_handler(
       "say", G_TYPE_FROM_CLASS(klass), GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
       G_CALLBACK(talker_tts_say), nullptr, nullptr, nullptr, G_TYPE_UINT64, 1, G_TYPE_STRING);
+  /**
+   * GstTalkerTts::say-audio:
+   * @samples: S16LE 16 kHz mono samples (native-endian int16)
+   * @label: the text its sentence messages and metas carry (may be empty)
+   *
+   * Queues ready-made speech, an uploaded recording for example, after what
+   * is queued already; it is played and interrupted like a synthesized
+   * sentence. Thread-safe.
+   * Returns: the utterance id, 0 when @samples is empty.
+   */
+  g_signal_new_class_handler("say-audio", G_TYPE_FROM_CLASS(klass),
+                             GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             G_CALLBACK(talker_tts_say_audio), nullptr, nullptr, nullptr,
+                             G_TYPE_UINT64, 2, G_TYPE_BYTES, G_TYPE_STRING);
   /**
    * GstTalkerTts::interrupt:
    *

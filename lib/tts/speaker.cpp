@@ -23,7 +23,12 @@ void Speaker::start(std::unique_ptr<Engine> engine) {
     engine_ = std::move(engine);
     stopping_ = false;
     running_ = true;
-    for (auto &[utterance, text] : held_) queue_chunks(chunk_whole(text), utterance);
+    for (auto &held : held_) {
+      if (held.audio)
+        queue_audio(std::move(held.audio), held.text, held.utterance);
+      else
+        queue_chunks(chunk_whole(held.text), held.utterance);
+    }
     held_.clear();
   }
   thread_ = std::thread([this] { synthesis_loop(); });
@@ -62,6 +67,16 @@ void Speaker::queue_chunks(std::vector<std::string> chunks, uint64_t utterance) 
   }
 }
 
+void Speaker::queue_audio(std::shared_ptr<const std::vector<int16_t>> audio,
+                          const std::string &label, uint64_t utterance) {
+  auto s = std::make_shared<Sentence>();
+  s->id = next_sentence_++;
+  s->utterance = utterance;
+  s->text = label;
+  s->audio = std::move(audio);
+  text_queue_.push_back(std::move(s));
+}
+
 void Speaker::set_min_chunk_chars(size_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
   options_.min_chunk_chars = n;
@@ -83,7 +98,23 @@ uint64_t Speaker::say(const std::string &text) {
     if (running_)
       queue_chunks(chunk_whole(text), id);
     else
-      held_.emplace_back(id, text);
+      held_.push_back({id, text, nullptr});
+  }
+  synth_cv_.notify_all();
+  frame_cv_.notify_all();
+  return id;
+}
+
+uint64_t Speaker::say_audio(std::vector<int16_t> samples, const std::string &label) {
+  auto audio = std::make_shared<const std::vector<int16_t>>(std::move(samples));
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    id = next_utterance_++;
+    if (running_)
+      queue_audio(std::move(audio), label, id);
+    else
+      held_.push_back({id, label, std::move(audio)});
   }
   synth_cv_.notify_all();
   frame_cv_.notify_all();
@@ -245,13 +276,20 @@ void Speaker::synthesis_loop() {
 
     std::string failure;
     try {
-      engine->synthesize(sentence->text, [&](const int16_t *samples, size_t n) {
+      if (sentence->audio) {
         std::lock_guard<std::mutex> l(mutex_);
-        if (generation != generation_ || stopping_) return false;
-        entry->samples.insert(entry->samples.end(), samples, samples + n);
+        if (generation == generation_ && !stopping_)
+          entry->samples.assign(sentence->audio->begin(), sentence->audio->end());
         frame_cv_.notify_all();
-        return true;
-      });
+      } else {
+        engine->synthesize(sentence->text, [&](const int16_t *samples, size_t n) {
+          std::lock_guard<std::mutex> l(mutex_);
+          if (generation != generation_ || stopping_) return false;
+          entry->samples.insert(entry->samples.end(), samples, samples + n);
+          frame_cv_.notify_all();
+          return true;
+        });
+      }
     } catch (const std::exception &e) {
       failure = e.what();
     }

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "lib/text/sentence_chunker.h"
 #include "lib/tts/engine.h"
@@ -26,6 +27,8 @@ struct Sentence {
   uint64_t id = 0;         // 1, 2, … per Speaker
   uint64_t utterance = 0;  // the say() call or text stream it came from
   std::string text;
+  // say_audio(): the sentence's speech, given rather than synthesized.
+  std::shared_ptr<const std::vector<int16_t>> audio;
 };
 
 enum class SentenceEnd { kFinished, kInterrupted, kFailed };
@@ -74,6 +77,10 @@ class Speaker {
 
   // A whole utterance: chunked, the last piece included. Returns its id.
   uint64_t say(const std::string &text);
+  // Speech given as 16 kHz mono samples (an uploaded recording): played as
+  // one sentence labelled `label`, in order with the text around it, and
+  // interrupted like speech. Returns its utterance id.
+  uint64_t say_audio(std::vector<int16_t> samples, const std::string &label);
   // Streamed text (LLM tokens): chunks are queued as they complete; the rest
   // waits for more text or end_text(). Returns the stream's utterance id.
   uint64_t append_text(std::string_view text);
@@ -109,6 +116,8 @@ class Speaker {
   };
 
   void queue_chunks(std::vector<std::string> chunks, uint64_t utterance);
+  void queue_audio(std::shared_ptr<const std::vector<int16_t>> audio, const std::string &label,
+                   uint64_t utterance);
   std::vector<std::string> chunk_whole(const std::string &text) const;
   bool fill_frame(Frame &frame, bool live);  // false: nothing to play yet (rendering waits)
   bool idle_locked() const;
@@ -123,7 +132,12 @@ class Speaker {
   std::condition_variable synth_cv_, frame_cv_;
   // Utterances said before start(), chunked then: settings given after the
   // text (min_chunk_chars) still apply to it.
-  std::vector<std::pair<uint64_t, std::string>> held_;
+  struct Held {
+    uint64_t utterance;
+    std::string text;
+    std::shared_ptr<const std::vector<int16_t>> audio;
+  };
+  std::vector<Held> held_;
   bool running_ = false;
   std::deque<std::shared_ptr<const Sentence>> text_queue_;
   std::deque<std::shared_ptr<AudioEntry>> audio_;

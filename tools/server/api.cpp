@@ -4,10 +4,13 @@
 #include <malloc.h>
 #include <sys/random.h>
 
+#include <cstring>
+
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tools/server/audio_upload.h"
 #include "page.h"  // kIndexHtml, generated from web/index.html by embed.sh
 
 namespace talker::server {
@@ -158,14 +161,19 @@ void Api::shutdown() {
 }
 
 // Refuses a body over the limit before reading it.
-void Api::on_early(SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
+void Api::on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
                    gpointer data) {
   auto *self = static_cast<Api *>(data);
   SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+  const std::size_t limit = self->body_limit(path ? path : "/");
   if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
-      soup_message_headers_get_content_length(h) > goffset(self->options_.max_body))
-    fail(msg, "body: larger than " + std::to_string(self->options_.max_body) + " bytes",
+      soup_message_headers_get_content_length(h) > goffset(limit))
+    fail(msg, "body: larger than " + std::to_string(limit) + " bytes",
          SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
+}
+
+std::size_t Api::body_limit(const std::string &path) const {
+  return path == "/humanaudio" ? options_.max_upload : options_.max_body;
 }
 
 void Api::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
@@ -240,13 +248,14 @@ void Api::handle(SoupServerMessage *msg, const std::string &path) {
     return fail(msg, "unauthorized: a Bearer token is required", SOUP_STATUS_UNAUTHORIZED);
   }
   const std::string body = body_of(msg);
-  if (body.size() > options_.max_body)
-    return fail(msg, "body: larger than " + std::to_string(options_.max_body) + " bytes",
+  if (body.size() > body_limit(path))
+    return fail(msg, "body: larger than " + std::to_string(body_limit(path)) + " bytes",
                 SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
   using Route = void (Api::*)(SoupServerMessage *, const std::string &);
   static const std::map<std::string, Route> posts = {
       {"/offer", &Api::offer},
       {"/human", &Api::human},
+      {"/humanaudio", &Api::humanaudio},
       {"/interrupt_talk", &Api::interrupt_talk},
       {"/is_speaking", &Api::is_speaking},
   };
@@ -395,6 +404,79 @@ void Api::human(SoupServerMessage *msg, const std::string &body) {
   }
   const guint64 utterance = s->say(text);
   respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", {{"utterance", utterance}}}});
+}
+
+void Api::humanaudio(SoupServerMessage *msg, const std::string &body) {
+  // LiveTalking's form: multipart/form-data with `sessionid` and `file`.
+  SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+  GBytes *bytes = g_bytes_new(body.data(), body.size());
+  SoupMultipart *form = soup_multipart_new_from_message(h, bytes);
+  g_bytes_unref(bytes);
+  if (!form) return fail(msg, "body: expected multipart/form-data with sessionid and file");
+  std::string sessionid, file, filename;
+  bool interrupt = false, have_file = false;
+  for (int i = 0; i < soup_multipart_get_length(form); ++i) {
+    SoupMessageHeaders *part_headers = nullptr;
+    GBytes *part = nullptr;
+    if (!soup_multipart_get_part(form, i, &part_headers, &part)) continue;
+    char *disposition = nullptr;
+    GHashTable *params = nullptr;
+    if (!soup_message_headers_get_content_disposition(part_headers, &disposition, &params))
+      continue;
+    const char *name = static_cast<const char *>(g_hash_table_lookup(params, "name"));
+    gsize size = 0;
+    const char *data = static_cast<const char *>(g_bytes_get_data(part, &size));
+    const std::string value(data ? data : "", size);
+    if (name && std::strcmp(name, "sessionid") == 0) sessionid = value;
+    if (name && std::strcmp(name, "interrupt") == 0) interrupt = value == "true" || value == "1";
+    if (name && std::strcmp(name, "file") == 0) {
+      file = value;
+      have_file = true;
+      if (const char *f = static_cast<const char *>(g_hash_table_lookup(params, "filename")))
+        filename = f;
+    }
+    g_free(disposition);
+    g_hash_table_destroy(params);
+  }
+  soup_multipart_free(form);
+  if (sessionid.empty()) return fail(msg, "sessionid: missing");
+  if (!have_file) return fail(msg, "file: missing");
+  json j;
+  auto s = session_for(msg, json{{"sessionid", sessionid}}.dump(), &j);
+  if (!s) return;
+
+  // Decoding takes a while: off the HTTP thread, the reply when it is done.
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  DecodeLimits limits;
+  limits.max_seconds = options_.max_audio_s;
+  std::weak_ptr<Session> weak = s;
+  std::thread([this, msg, weak, file = std::move(file), limits, interrupt] {
+    std::vector<int16_t> samples;
+    std::string error;
+    try {
+      samples = decode_audio_upload(file, limits);
+    } catch (const std::exception &e) {
+      error = e.what();
+    }
+    on_main([this, msg, weak, samples = std::move(samples), error, interrupt]() mutable {
+      auto s = weak.lock();
+      if (!error.empty()) {
+        fail(msg, error);
+      } else if (!s || !*alive_) {
+        fail(msg, "sessionid: no such session");
+      } else {
+        if (interrupt) s->interrupt();
+        const double seconds = double(samples.size()) / 16000;
+        const guint64 utterance = s->say_audio(std::move(samples));
+        respond_json(msg, json{{"code", 0},
+                               {"msg", "ok"},
+                               {"data", {{"utterance", utterance}, {"seconds", seconds}}}});
+      }
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }).detach();
 }
 
 void Api::interrupt_talk(SoupServerMessage *msg, const std::string &body) {

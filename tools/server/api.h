@@ -39,6 +39,7 @@ class Api {
 
   void offer(SoupServerMessage *msg, const std::string &body);
   void human(SoupServerMessage *msg, const std::string &body);
+  void humanaudio(SoupServerMessage *msg, const std::string &body);
   void interrupt_talk(SoupServerMessage *msg, const std::string &body);
   void is_speaking(SoupServerMessage *msg, const std::string &body);
   void sse(SoupServerMessage *msg);
@@ -48,6 +49,7 @@ class Api {
                                        void *json_out);
   void end_session(std::uint64_t id, const std::string &reason);
   void publish(std::uint64_t id, const SentenceEvent &event);
+  std::size_t body_limit(const std::string &path) const;
   std::string avatar_dir(const std::string &name, std::string *why) const;
   std::uint64_t new_session_id();
   static gboolean on_tick(gpointer self);

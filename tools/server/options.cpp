@@ -71,6 +71,11 @@ const std::map<std::string, Setter> &setters() {
        [](Options &o, const std::string &k, const std::string &v) {
          o.max_body = to_unsigned(k, v, 1024, 64u * 1024 * 1024);
        }},
+      {"max-upload",
+       [](Options &o, const std::string &k, const std::string &v) {
+         o.max_upload = to_unsigned(k, v, 1024, 1024u * 1024 * 1024);
+       }},
+      {"max-audio-seconds", num(&Options::max_audio_s, 1, 3600)},
       {"max-sessions", uint(&Options::max_sessions, 1, 1024)},
       {"idle-timeout", num(&Options::idle_timeout_s, 1, 7 * 24 * 3600.0)},
       {"peer-timeout", num(&Options::peer_timeout_s, 1, 3600)},
@@ -193,7 +198,9 @@ HTTP
   --token T                 Bearer token every API route requires (none)
   --tls-cert F --tls-key F  serve HTTPS (PEM files)
   --cors-origin ORIGIN      allow this origin cross-site (repeatable; none: CORS off)
-  --max-body BYTES          largest request body (262144)
+  --max-body BYTES          largest request body (262144), uploads aside
+  --max-upload BYTES        largest /humanaudio upload (16777216)
+  --max-audio-seconds S     longest /humanaudio audio (120)
 Sessions
   --max-sessions N          concurrent sessions (4); more offers get {code:-1}
   --idle-timeout S          end a session with no request and no speech for S s (600)

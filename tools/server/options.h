@@ -15,8 +15,10 @@ struct Options {
   std::string listen = "0.0.0.0:8010";  // LiveTalking's port
   std::string token;                    // Bearer token for the API; empty: none
   std::string tls_cert, tls_key;
-  std::vector<std::string> cors_origins;  // exact origins allowed; none: CORS off
-  std::size_t max_body = 256 * 1024;      // bytes, any request
+  std::vector<std::string> cors_origins;      // exact origins allowed; none: CORS off
+  std::size_t max_body = 256 * 1024;          // bytes, any request but uploads
+  std::size_t max_upload = 16 * 1024 * 1024;  // bytes, /humanaudio
+  double max_audio_s = 120;                   // seconds of uploaded audio
   // Sessions
   unsigned max_sessions = 4;
   double idle_timeout_s = 600;    // no API request and nothing said for this long

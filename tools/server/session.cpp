@@ -446,6 +446,15 @@ guint64 Session::say(const std::string &text) {
   return id;
 }
 
+guint64 Session::say_audio(std::vector<int16_t> samples) {
+  touch();
+  GBytes *bytes = g_bytes_new(samples.data(), samples.size() * sizeof(int16_t));
+  guint64 id = 0;
+  g_signal_emit_by_name(tts_.get(), "say-audio", bytes, "", &id);
+  g_bytes_unref(bytes);
+  return id;
+}
+
 void Session::chat(const std::string &text) {
   touch();
   if (!conversation_) {

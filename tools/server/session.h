@@ -61,6 +61,8 @@ class Session {
   std::string answer(const std::string &offer);
 
   guint64 say(const std::string &text);
+  // /humanaudio: 16 kHz mono samples, spoken like a sentence.
+  guint64 say_audio(std::vector<int16_t> samples);
   // /human type:chat: the LLM's reply is spoken as it streams in.
   void chat(const std::string &text);
   // Stops speech, and the LLM reply in flight.
