@@ -6,6 +6,10 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
 const { startServer, serverAndPage, until } = require('./harness');
 const { installAvProbe, avOffset, distances, inbound, median, sleep } = require('./probes');
 
@@ -71,8 +75,10 @@ test('the page: connect, speak, subtitles, idle again', async (t) => {
   assert.ok(Math.abs(offset) < 120, `lips and sound ${offset.toFixed(0)} ms apart`);
 });
 
-test('VP8 when the browser offers no H.264', async (t) => {
-  const { server, page } = await serverAndPage(t);
+test('VP8 when the browser offers no H.264; its recording is WebM', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'talker-record-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { server, page } = await serverAndPage(t, ['--record-dir', dir]);
   const result = await page.evaluate(async () => {
     const pc = window.vpc = new RTCPeerConnection();
     const video = pc.addTransceiver('video', { direction: 'recvonly' });
@@ -83,8 +89,10 @@ test('VP8 when the browser offers no H.264', async (t) => {
     const hasH264 = /H264/.test(pc.localDescription.sdp);
     const a = await (await fetch('/offer', { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) })).json();
     await pc.setRemoteDescription(a);
-    return { hasH264, code: a.code, answerVP8: /a=rtpmap:\d+ VP8\/90000/.test(a.sdp) };
+    return { hasH264, code: a.code, answerVP8: /a=rtpmap:\d+ VP8\/90000/.test(a.sdp), id: a.sessionid };
   });
+  const id = result.id;
+  delete result.id;
   assert.deepStrictEqual(result, { hasH264: false, code: 0, answerVP8: true });
   assert.ok(await until(async () => ((await inbound(page, 'vpc')).video || {}).framesDecoded > 25, 30000), 'VP8 frames decoded');
   const codec = await page.evaluate(async () => {
@@ -94,6 +102,19 @@ test('VP8 when the browser offers no H.264', async (t) => {
     return mime;
   });
   assert.strictEqual(codec, 'video/VP8');
+
+  // /record keeps the codec: VP8 and Opus in WebM (MP4 has no VP8 here).
+  assert.strictEqual((await server.post('/record', { sessionid: id, type: 'start_record' })).json.code, 0);
+  await sleep(3000);
+  assert.strictEqual((await server.post('/record', { sessionid: id, type: 'end_record' })).json.code, 0);
+  const r = await fetch(`${server.base}/record/${id}`);
+  assert.strictEqual(r.headers.get('content-type'), 'video/webm');
+  const file = path.join(dir, 'got.webm');
+  fs.writeFileSync(file, Buffer.from(await r.arrayBuffer()));
+  const info = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', file]));
+  assert.deepStrictEqual(info.streams.map((x) => x.codec_name).sort(), ['opus', 'vp8']);
+  const frames = Number(info.streams.find((x) => x.codec_name === 'vp8').nb_read_frames);
+  assert.ok(frames > 60 && frames < 90, `${frames} frames in 3 s`);
 });
 
 test('the page says when the server ended the session', async (t) => {

@@ -122,3 +122,84 @@ test('/humanaudio: a WAV and an MP3 are heard with their rhythm, lips move; bad 
   console.log(`# refused: ${[text, long, hls].map((r) => r.json.msg).join(' | ')}`);
   assert.strictEqual((await server.post('/human', { sessionid: id, text: 'Still here.' })).json.code, 0);
 });
+
+function probe(file) {
+  const out = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-show_format',
+    '-of', 'json', file]);
+  return JSON.parse(out.toString());
+}
+
+// RMS of the file's audio, 16 kHz mono, in 100 ms windows.
+function audioLevels(file) {
+  const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-vn', '-f', 's16le', '-ac', '1', '-ar', '16000', '-'],
+    { maxBuffer: 1 << 28 });
+  const levels = [];
+  for (let at = 0; at + 3200 <= pcm.length; at += 3200) {
+    let sum = 0;
+    for (let i = 0; i < 3200; i += 2) { const v = pcm.readInt16LE(at + i); sum += v * v; }
+    levels.push(Math.sqrt(sum / 1600));
+  }
+  return levels;
+}
+
+test('/record: an MP4 of what the viewer got; a recording cut by killing the server still plays', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'talker-record-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { server, page } = await serverAndPage(t, ['--record-dir', dir]);
+  await page.click('#start');
+  assert.ok(await until(() => page.evaluate(() => talker.pc && talker.pc.connectionState === 'connected'), 40000));
+  const id = await page.evaluate(() => talker.sessionid);
+  assert.match((await server.get(`/record/${id}`)).json.msg, /no recording/);
+  // The viewer has video (the first frames come a latency after connecting).
+  assert.ok(await until(async () => ((await inbound(page)).video || {}).framesDecoded > 25, 10000));
+
+  const started = Date.now();
+  assert.strictEqual((await server.post('/record', { sessionid: id, type: 'start_record' })).json.code, 0);
+  assert.strictEqual((await server.sessions())[0].recording, true);
+  assert.match((await server.post('/record', { sessionid: id, type: 'start_record' })).json.msg, /already recording/);
+  assert.strictEqual((await server.get(`/record/${id}`)).status, 409, 'not served while being written');
+  await sleep(1000);
+  await server.post('/human', { sessionid: id, text: 'Hello there, this part of the session is being recorded.' });
+  await sleep(6000);
+  assert.strictEqual((await server.post('/record', { sessionid: id, type: 'end_record' })).json.code, 0);
+  const ended = Date.now();
+  const r = await fetch(`${server.base}/record/${id}`);
+  assert.strictEqual(r.status, 200);
+  assert.strictEqual(r.headers.get('content-type'), 'video/mp4');
+  const file = path.join(dir, 'got.mp4');
+  fs.writeFileSync(file, Buffer.from(await r.arrayBuffer()));
+  const info = probe(file);
+  const video = info.streams.find((s) => s.codec_type === 'video'), audio = info.streams.find((s) => s.codec_type === 'audio');
+  assert.ok(video && audio, JSON.stringify(info.streams.map((s) => s.codec_name)));
+  assert.strictEqual(video.codec_name, 'h264');
+  assert.strictEqual(audio.codec_name, 'opus');
+  assert.deepStrictEqual([video.width, video.height], [320, 240]);
+  const wall = (ended - started) / 1000, duration = Number(info.format.duration);
+  const frames = Number(video.nb_read_frames);
+  console.log(`# recording: ${duration.toFixed(2)} s (${frames} frames, audio from ${Number(audio.start_time).toFixed(3)} s, video from ${Number(video.start_time).toFixed(3)} s) for ${wall.toFixed(2)} s between start_record and end_record`);
+  // It starts at the key frame asked for at start_record (x264 gives it on
+  // its next frame, the viewer a latency later) and ends at end_record: the
+  // same span of the viewer's timeline, within a few frames and the two
+  // HTTP round trips. Bound 0.5 s.
+  assert.ok(Math.abs(duration - wall) < 0.5, `duration ${duration} s vs ${wall} s`);
+  assert.ok(Math.abs(frames - 25 * duration) < 10, `${frames} frames at 25 fps`);
+  assert.ok(Math.abs(Number(audio.start_time) - Number(video.start_time)) < 0.1, 'both streams from the start');
+  // The speech is in it, after a second of silence.
+  const levels = audioLevels(file);
+  console.log(`# recording: audio RMS per 100 ms ${levels.map((x) => Math.round(x)).join(' ')}`);
+  assert.ok(Math.max(...levels.slice(0, 8)) < 50, 'silent before /human');
+  assert.ok(Math.max(...levels.slice(10)) > 1000, 'the speech is recorded');
+
+  // Killed mid-recording: fragments written so far stay playable.
+  assert.strictEqual((await server.post('/record', { sessionid: id, type: 'start_record' })).json.code, 0);
+  await sleep(4500);
+  server.proc.kill('SIGKILL');
+  await new Promise((resolve) => server.proc.once('exit', resolve));
+  const cut = path.join(dir, `${id}.mp4`);
+  const cutInfo = probe(cut);
+  const cutFrames = Number(cutInfo.streams.find((s) => s.codec_type === 'video').nb_read_frames);
+  console.log(`# recording cut by SIGKILL after 4.5 s: ${cutFrames} frames readable, ${cutInfo.streams.length} streams`);
+  assert.strictEqual(cutInfo.streams.length, 2);
+  assert.ok(cutFrames >= 25 * 3, 'all whole fragments readable');
+  execFileSync('ffmpeg', ['-v', 'error', '-i', cut, '-f', 'null', '-']);  // decodes
+});

@@ -253,15 +253,18 @@ void Api::handle(SoupServerMessage *msg, const std::string &path) {
                 SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
   using Route = void (Api::*)(SoupServerMessage *, const std::string &);
   static const std::map<std::string, Route> posts = {
-      {"/offer", &Api::offer},
-      {"/human", &Api::human},
-      {"/humanaudio", &Api::humanaudio},
-      {"/interrupt_talk", &Api::interrupt_talk},
-      {"/is_speaking", &Api::is_speaking},
+      {"/offer", &Api::offer},           {"/human", &Api::human},
+      {"/humanaudio", &Api::humanaudio}, {"/interrupt_talk", &Api::interrupt_talk},
+      {"/record", &Api::record},         {"/is_speaking", &Api::is_speaking},
   };
   if (auto it = posts.find(path); it != posts.end()) {
     if (method != "POST") return fail(msg, "method not allowed: POST " + path, 405);
     return (this->*(it->second))(msg, body);
+  }
+  if (path.rfind("/record/", 0) == 0) {
+    if (method != "GET" && method != "HEAD")
+      return fail(msg, "method not allowed: GET " + path, 405);
+    return recording_file(msg, path.substr(8));
   }
   if (path == "/sse" || path == "/api/admin/sessions") {
     if (method != "GET") return fail(msg, "method not allowed: GET " + path, 405);
@@ -479,6 +482,72 @@ void Api::humanaudio(SoupServerMessage *msg, const std::string &body) {
   }).detach();
 }
 
+void Api::record(SoupServerMessage *msg, const std::string &body) {
+  if (options_.record_dir.empty())
+    return fail(msg, "recording is off on this server (start it with --record-dir)");
+  json j;
+  auto s = session_for(msg, body, &j);
+  if (!s) return;
+  const std::string type =
+      j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
+  if (type != "start_record" && type != "end_record")
+    return fail(msg, "type: must be \"start_record\" or \"end_record\"");
+  // Adding or finishing the file's branch waits on the streaming threads.
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  std::thread([this, msg, s, type] {
+    std::string error;
+    try {
+      if (type == "start_record")
+        s->start_recording(options_.record_dir);
+      else
+        s->stop_recording();
+    } catch (const std::exception &e) {
+      error = e.what();
+    }
+    on_main([msg, error, id = s->id(), type] {
+      if (error.empty()) {
+        g_print("session %llu: %s\n", (unsigned long long)id,
+                type == "start_record" ? "recording" : "recording ended");
+        respond_json(msg, json{{"code", 0}, {"msg", "ok"}});
+      } else {
+        fail(msg, "record: " + error);
+      }
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }).detach();
+}
+
+void Api::recording_file(SoupServerMessage *msg, const std::string &id_text) {
+  // The id only: digits, which also makes it a safe file name.
+  if (options_.record_dir.empty())
+    return fail(msg, "recording is off on this server (start it with --record-dir)");
+  if (id_text.empty() || id_text.size() > 20 ||
+      id_text.find_first_not_of("0123456789") != std::string::npos)
+    return fail(msg, "sessionid: not a session id", SOUP_STATUS_NOT_FOUND);
+  const auto it = sessions_.find(std::strtoull(id_text.c_str(), nullptr, 10));
+  if (it != sessions_.end() && it->second->recording())
+    return fail(msg, "record: still recording (end_record first)", SOUP_STATUS_CONFLICT);
+  for (const char *ext : {"mp4", "webm"}) {
+    const std::string file = options_.record_dir + "/" + id_text + "." + ext;
+    GMappedFile *mapped = g_mapped_file_new(file.c_str(), FALSE, nullptr);
+    if (!mapped) continue;
+    GBytes *bytes = g_mapped_file_get_bytes(mapped);  // no copy: the file's pages
+    g_mapped_file_unref(mapped);
+    soup_server_message_set_status(msg, 200, nullptr);
+    SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
+    soup_message_headers_set_content_type(h, ext == std::string("mp4") ? "video/mp4" : "video/webm",
+                                          nullptr);
+    const std::string disposition = "attachment; filename=\"" + id_text + "." + ext + "\"";
+    soup_message_headers_replace(h, "Content-Disposition", disposition.c_str());
+    soup_message_body_append_bytes(soup_server_message_get_response_body(msg), bytes);
+    g_bytes_unref(bytes);
+    return;
+  }
+  fail(msg, "record: no recording for this session", SOUP_STATUS_NOT_FOUND);
+}
+
 void Api::interrupt_talk(SoupServerMessage *msg, const std::string &body) {
   json j;
   auto s = session_for(msg, body, &j);
@@ -567,7 +636,8 @@ void Api::admin_sessions(SoupServerMessage *msg) {
                     {"frames_skipped", i.frames_skipped},
                     {"viewers", i.viewers},
                     {"event_streams", sse_clients_.count(id) ? sse_clients_[id].size() : 0},
-                    {"latency_ms", i.latency_ms}});
+                    {"latency_ms", i.latency_ms},
+                    {"recording", i.recording}});
   }
   respond_json(msg, json{{"code", 0},
                          {"msg", "ok"},

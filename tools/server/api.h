@@ -41,6 +41,8 @@ class Api {
   void human(SoupServerMessage *msg, const std::string &body);
   void humanaudio(SoupServerMessage *msg, const std::string &body);
   void interrupt_talk(SoupServerMessage *msg, const std::string &body);
+  void record(SoupServerMessage *msg, const std::string &body);
+  void recording_file(SoupServerMessage *msg, const std::string &id_text);
   void is_speaking(SoupServerMessage *msg, const std::string &body);
   void sse(SoupServerMessage *msg);
   void admin_sessions(SoupServerMessage *msg);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "tools/server/options.h"
 
+#include <glib.h>
+
 #include <fstream>
 #include <functional>
 #include <map>
@@ -80,6 +82,7 @@ const std::map<std::string, Setter> &setters() {
       {"idle-timeout", num(&Options::idle_timeout_s, 1, 7 * 24 * 3600.0)},
       {"peer-timeout", num(&Options::peer_timeout_s, 1, 3600)},
       {"connect-timeout", num(&Options::connect_timeout_s, 1, 3600)},
+      {"record-dir", str(&Options::record_dir)},
       {"avatars", str(&Options::avatars)},
       {"default-avatar", str(&Options::default_avatar)},
       {"whisper-model", str(&Options::whisper_model)},
@@ -185,6 +188,8 @@ Options parse_options(int argc, char **argv) {
   if ((o.tls_cert.empty()) != (o.tls_key.empty()))
     throw UsageError("--tls-cert and --tls-key go together");
   if (o.avatars.empty()) throw UsageError("--avatars DIR is required");
+  if (!o.record_dir.empty() && !g_file_test(o.record_dir.c_str(), G_FILE_TEST_IS_DIR))
+    throw UsageError("--record-dir: " + o.record_dir + " is not a folder");
   return o;
 }
 
@@ -206,6 +211,7 @@ Sessions
   --idle-timeout S          end a session with no request and no speech for S s (600)
   --peer-timeout S          end a session S s after the browser stops sending RTCP (5)
   --connect-timeout S       end a session whose ICE/DTLS is not up within S s (30)
+  --record-dir DIR          /record writes DIR/<sessionid>.mp4 (.webm for VP8); none: off
 Avatars and models (talkinghead's properties of the same names)
   --avatars DIR             folder of avatar folders; clients name an avatar, never a path
   --default-avatar NAME     avatar when the offer names none (default)

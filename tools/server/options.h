@@ -24,6 +24,7 @@ struct Options {
   double idle_timeout_s = 600;    // no API request and nothing said for this long
   double peer_timeout_s = 5;      // no RTCP from the browser for this long after connecting
   double connect_timeout_s = 30;  // ICE + DTLS must be up within this
+  std::string record_dir;         // /record writes here; empty: recording is off
   // Avatars and models
   std::string avatars;  // folder of avatar folders
   std::string default_avatar = "default";

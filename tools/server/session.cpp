@@ -127,11 +127,11 @@ void Session::build(const OfferedCodecs &codecs) {
   const std::string description =
       tts + " ! tee name=t  webrtcbin name=webrtc bundle-policy=max-bundle" + " t. ! " + hold +
       " ! " + head + " ! " + hold + " ! videoconvert ! video/x-raw,format=I420 ! " + video_enc +
-      " ! clocksync name=vsync ! webrtc.  t. ! " + hold +
+      " ! clocksync name=vsync ! tee name=vrec  vrec.src_%u ! webrtc.  t. ! " + hold +
       " name=aqueue ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 ! opusenc "
       "bitrate=" +
       std::to_string(o.audio_bitrate) + " ! rtpopuspay pt=" + std::to_string(codecs.audio_pt) +
-      " ! clocksync name=async ! webrtc.";
+      " ! clocksync name=async ! tee name=arec  arec.src_%u ! webrtc.";
   GST_DEBUG("session %" G_GUINT64_FORMAT ": %s", id_, description.c_str());
   GError *err = nullptr;
   GstElement *pipeline =
@@ -151,6 +151,10 @@ void Session::build(const OfferedCodecs &codecs) {
   head_ = by_name("head");
   vsync_ = by_name("vsync");
   async_ = by_name("async");
+  // /record taps the RTP streams here, where they leave for the viewer:
+  // the bytes the viewer gets, both at the same point of the timeline.
+  recorder_ = std::make_unique<Recorder>(pipeline, by_name("vrec").get(), by_name("arec").get(),
+                                         codecs.video == VideoCodec::kH264);
 
   // The API key comes from the environment, never from a command line.
   if (!o.tts_api_key_env.empty())
@@ -163,7 +167,8 @@ void Session::build(const OfferedCodecs &codecs) {
   while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
     GstPad *pad = GST_PAD(g_value_get_object(&item));
     gst::GstPtr<GstPad> peer(gst_pad_get_peer(pad));
-    const bool video = peer && GST_OBJECT_PARENT(peer.get()) == GST_OBJECT(vsync_.get());
+    gst::GstPtr<GstElement> vrec(by_name("vrec"));
+    const bool video = peer && GST_OBJECT_PARENT(peer.get()) == GST_OBJECT(vrec.get());
     std::string caps_text;
     if (video && codecs.video == VideoCodec::kH264)
       caps_text = "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=" +
@@ -498,6 +503,27 @@ void Session::touch() {
   last_activity_ms_ = now_ms();
 }
 
+std::string Session::start_recording(const std::string &dir) {
+  touch();
+  std::lock_guard<std::mutex> l(record_lock_);
+  if (!recorder_) throw SessionError("the session has ended");
+  const std::string path = dir + "/" + std::to_string(id_) + "." + recorder_->extension();
+  recorder_->start(path);
+  recording_ = true;
+  return path;
+}
+
+void Session::stop_recording() {
+  touch();
+  std::lock_guard<std::mutex> l(record_lock_);
+  if (recorder_) recorder_->stop();
+  recording_ = false;
+}
+
+bool Session::recording() const {
+  return recording_;
+}
+
 SessionInfo Session::info() {
   SessionInfo i;
   i.id = id_;
@@ -507,6 +533,7 @@ SessionInfo Session::info() {
   i.connected = connected_at_ms_.load() != 0;
   i.viewers = i.connected ? 1 : 0;
   i.latency_ms = playout_delay_.load() / 1e6;
+  i.recording = recording();
   if (head_) {
     GstStructure *stats = nullptr;
     g_object_get(head_.get(), "stats", &stats, nullptr);
@@ -565,6 +592,13 @@ void Session::stop() {
     playback_->pending.clear();
   }
   detach_bus();
+  // A recording is finished (its muxer writes its end) while data still flows.
+  {
+    std::lock_guard<std::mutex> l(record_lock_);
+    if (recorder_) recorder_->stop();
+    recorder_.reset();
+    recording_ = false;
+  }
   if (pipeline_) gst_element_set_state(pipeline_.get(), GST_STATE_NULL);
   async_.reset();
   vsync_.reset();

@@ -22,6 +22,7 @@
 #include "tools/server/conversation.h"
 #include "tools/server/offer.h"
 #include "tools/server/options.h"
+#include "tools/server/recorder.h"
 
 namespace talker::server {
 
@@ -33,6 +34,7 @@ struct SessionInfo {
   guint64 frames_generated = 0, frames_skipped = 0;
   unsigned viewers = 0;
   double latency_ms = 0;
+  bool recording = false;
 };
 
 // A subtitle event at playback time: state "start" or "end".
@@ -67,6 +69,12 @@ class Session {
   void chat(const std::string &text);
   // Stops speech, and the LLM reply in flight.
   void interrupt();
+  // /record: writes DIR/<id>.mp4 (H.264) or .webm (VP8) from the next key
+  // frame; returns the path. Throws (already recording, cannot write).
+  // Blocking: off the HTTP thread.
+  std::string start_recording(const std::string &dir);
+  void stop_recording();  // finishes the file; blocking
+  bool recording() const;
   void touch();  // an API request for this session: it is not idle
   bool speaking() const;
   SessionInfo info();
@@ -104,6 +112,9 @@ class Session {
   std::shared_ptr<Playback> playback_;
   std::atomic<std::int64_t> last_activity_ms_, connected_at_ms_{0};
   gst::PeerRtcpWatch peer_;
+  std::mutex record_lock_;  // recorder_: /record and stop() come from different threads
+  std::unique_ptr<Recorder> recorder_;
+  std::atomic<bool> recording_{false};
   std::unique_ptr<Conversation> conversation_;  // with --llm-url
   std::mutex lock_;                             // error_
   std::string error_;
