@@ -253,9 +253,14 @@ void Api::handle(SoupServerMessage *msg, const std::string &path) {
                 SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
   using Route = void (Api::*)(SoupServerMessage *, const std::string &);
   static const std::map<std::string, Route> posts = {
-      {"/offer", &Api::offer},           {"/human", &Api::human},
-      {"/humanaudio", &Api::humanaudio}, {"/interrupt_talk", &Api::interrupt_talk},
-      {"/record", &Api::record},         {"/is_speaking", &Api::is_speaking},
+      {"/offer", &Api::offer},
+      {"/human", &Api::human},
+      {"/humanaudio", &Api::humanaudio},
+      {"/interrupt_talk", &Api::interrupt_talk},
+      {"/record", &Api::record},
+      {"/is_speaking", &Api::is_speaking},
+      {"/push", &Api::push},
+      {"/end_session", &Api::end_session_route},
   };
   if (auto it = posts.find(path); it != posts.end()) {
     if (method != "POST") return fail(msg, "method not allowed: POST " + path, 405);
@@ -305,52 +310,59 @@ std::string Api::avatar_dir(const std::string &name, std::string *why) const {
   return out;
 }
 
-void Api::offer(SoupServerMessage *msg, const std::string &body) {
-  json j;
-  if (!parse_json(msg, body, &j)) return;
-  if (!j.contains("sdp") || !j["sdp"].is_string()) return fail(msg, "sdp: missing or not a string");
-  if (j.contains("type") && j["type"] != "offer") return fail(msg, "type: must be \"offer\"");
+std::shared_ptr<Session> Api::new_session(SoupServerMessage *msg, const json &j) {
   std::string name = options_.default_avatar;
   if (j.contains("avatar")) {
-    if (!j["avatar"].is_string()) return fail(msg, "avatar: must be a string");
+    if (!j["avatar"].is_string()) {
+      fail(msg, "avatar: must be a string");
+      return nullptr;
+    }
     name = j["avatar"].get<std::string>();
   }
   std::string why;
   const std::string dir = avatar_dir(name, &why);
-  if (dir.empty()) return fail(msg, why);
-  if (sessions_.size() + starting_ >= options_.max_sessions)
-    return fail(msg, "max sessions reached (" + std::to_string(options_.max_sessions) + ")");
-
+  if (dir.empty()) {
+    fail(msg, why);
+    return nullptr;
+  }
+  if (sessions_.size() + starting_ >= options_.max_sessions) {
+    fail(msg, "max sessions reached (" + std::to_string(options_.max_sessions) + ")");
+    return nullptr;
+  }
   const std::uint64_t id = new_session_id();
   std::weak_ptr<bool> alive = alive_;
-  auto session =
-      std::make_shared<Session>(id, options_, name, dir, [this, id, alive](const SentenceEvent &e) {
-        on_main([this, id, alive, e] {
-          if (alive.lock() && *alive.lock()) publish(id, e);
-        });
-      });
+  return std::make_shared<Session>(id, options_, name, dir,
+                                   [this, id, alive](const SentenceEvent &e) {
+                                     on_main([this, id, alive, e] {
+                                       if (alive.lock() && *alive.lock()) publish(id, e);
+                                     });
+                                   });
+}
+
+void Api::launch(SoupServerMessage *msg, std::shared_ptr<Session> session,
+                 std::function<json()> start, std::function<void()> on_failure) {
   ++starting_;
   soup_server_message_pause(msg);
   g_object_ref(msg);
-  const std::string sdp = j["sdp"].get<std::string>();
-  std::thread([this, msg, session, sdp, id] {
-    std::string answer, error;
+  std::thread([this, msg, session, start, on_failure] {
+    json reply;
+    std::string error;
     try {
-      answer = session->answer(sdp);
+      reply = start();  // blocking: the pipeline starts
     } catch (const std::exception &e) {
       error = e.what();
     }
-    on_main([this, msg, session, answer, error, id] {
+    on_main([this, msg, session, reply, error, on_failure] {
       --starting_;
       if (error.empty() && *alive_) {
-        sessions_[id] = session;
-        g_print("session %llu started (avatar %s)\n", (unsigned long long)id,
-                session->avatar().c_str());
-        respond_json(msg,
-                     json{{"code", 0}, {"sdp", answer}, {"type", "answer"}, {"sessionid", id}});
+        sessions_[session->id()] = session;
+        g_print("session %llu started (avatar %s%s)\n", (unsigned long long)session->id(),
+                session->avatar().c_str(), session->push() ? ", push" : "");
+        respond_json(msg, reply);
       } else {
         fail(msg, error.empty() ? "server shutting down" : error);
-        g_printerr("offer refused: %s\n", error.c_str());
+        g_printerr("session refused: %s\n", error.c_str());
+        if (on_failure) on_failure();
         session->detach_bus();
         ++stopping_;
         std::thread([this, session] {
@@ -362,6 +374,66 @@ void Api::offer(SoupServerMessage *msg, const std::string &body) {
       g_object_unref(msg);
     });
   }).detach();
+}
+
+void Api::offer(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  if (!parse_json(msg, body, &j)) return;
+  if (!j.contains("sdp") || !j["sdp"].is_string()) return fail(msg, "sdp: missing or not a string");
+  if (j.contains("type") && j["type"] != "offer") return fail(msg, "type: must be \"offer\"");
+  auto session = new_session(msg, j);
+  if (!session) return;
+  const std::string sdp = j["sdp"].get<std::string>();
+  launch(msg, session, [session, sdp] {
+    const std::string answer = session->answer(sdp);
+    return json{{"code", 0}, {"sdp", answer}, {"type", "answer"}, {"sessionid", session->id()}};
+  });
+}
+
+void Api::push(SoupServerMessage *msg, const std::string &body) {
+  if (options_.transport == "webrtc")
+    return fail(msg,
+                "push is off on this server (start it with --transport whip|rtmp --push-url URL)");
+  json j = json::object();
+  if (body.find_first_not_of(" \t\r\n") != std::string::npos && !parse_json(msg, body, &j)) return;
+  if (!j.is_object()) return fail(msg, "body: expected a JSON object");
+  // One push per URL: {n} in --push-url numbers them (SRS stream names, RTMP keys).
+  PushTarget target;
+  target.transport = options_.transport;
+  const auto placeholder = options_.push_url.find("{n}");
+  if (placeholder == std::string::npos) {
+    if (!push_slots_.empty())
+      return fail(msg, "push: one is already running to --push-url (put {n} in it for more)");
+    target.url = options_.push_url;
+  } else {
+    while (push_slots_.count(target.slot)) ++target.slot;
+    target.url = options_.push_url;
+    target.url.replace(placeholder, 3, std::to_string(target.slot));
+  }
+  if (!options_.push_token_env.empty())
+    if (const char *token = g_getenv(options_.push_token_env.c_str())) target.token = token;
+  auto session = new_session(msg, j);
+  if (!session) return;
+  push_slots_.insert(target.slot);
+  const unsigned slot = target.slot;
+  launch(
+      msg, session,
+      [session, target] {
+        session->start_push(target);
+        return json{{"code", 0},
+                    {"msg", "ok"},
+                    {"sessionid", session->id()},
+                    {"data", {{"transport", target.transport}, {"slot", target.slot}}}};
+      },
+      [this, slot] { push_slots_.erase(slot); });
+}
+
+void Api::end_session_route(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  auto s = session_for(msg, body, &j);
+  if (!s) return;
+  end_session(s->id(), "ended by the API");
+  respond_json(msg, json{{"code", 0}, {"msg", "ok"}});
 }
 
 std::shared_ptr<Session> Api::session_for(SoupServerMessage *msg, const std::string &body,
@@ -488,6 +560,8 @@ void Api::record(SoupServerMessage *msg, const std::string &body) {
   json j;
   auto s = session_for(msg, body, &j);
   if (!s) return;
+  if (s->push())
+    return fail(msg, "record: not for a push session (record it where it is pushed to)");
   const std::string type =
       j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
   if (type != "start_record" && type != "end_record")
@@ -637,7 +711,9 @@ void Api::admin_sessions(SoupServerMessage *msg) {
                     {"viewers", i.viewers},
                     {"event_streams", sse_clients_.count(id) ? sse_clients_[id].size() : 0},
                     {"latency_ms", i.latency_ms},
-                    {"recording", i.recording}});
+                    {"recording", i.recording},
+                    {"transport", i.transport},
+                    {"push_state", i.push_state}});
   }
   respond_json(msg, json{{"code", 0},
                          {"msg", "ok"},
@@ -653,6 +729,7 @@ void Api::end_session(std::uint64_t id, const std::string &reason) {
   if (it == sessions_.end()) return;
   std::shared_ptr<Session> s = it->second;
   sessions_.erase(it);
+  if (s->push()) push_slots_.erase(s->push_target().slot);
   g_print("session %llu ended: %s\n", (unsigned long long)id, reason.c_str());
   // Its event streams end too.
   if (auto c = sse_clients_.find(id); c != sse_clients_.end()) {

@@ -7,7 +7,10 @@
 
 #include <libsoup/soup.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -38,6 +41,8 @@ class Api {
   void add_cors(SoupServerMessage *msg);
 
   void offer(SoupServerMessage *msg, const std::string &body);
+  void push(SoupServerMessage *msg, const std::string &body);
+  void end_session_route(SoupServerMessage *msg, const std::string &body);
   void human(SoupServerMessage *msg, const std::string &body);
   void humanaudio(SoupServerMessage *msg, const std::string &body);
   void interrupt_talk(SoupServerMessage *msg, const std::string &body);
@@ -47,6 +52,13 @@ class Api {
   void sse(SoupServerMessage *msg);
   void admin_sessions(SoupServerMessage *msg);
 
+  // A session for the request's `avatar` (or the default), or nullptr after
+  // failing `msg` (bad avatar, full).
+  std::shared_ptr<Session> new_session(SoupServerMessage *msg, const nlohmann::json &j);
+  // Runs `start` (blocking) on a thread; on success the session is added and
+  // `msg` answered with its result, else failed and `on_failure` run.
+  void launch(SoupServerMessage *msg, std::shared_ptr<Session> session,
+              std::function<nlohmann::json()> start, std::function<void()> on_failure = {});
   std::shared_ptr<Session> session_for(SoupServerMessage *msg, const std::string &body,
                                        void *json_out);
   void end_session(std::uint64_t id, const std::string &reason);
@@ -65,7 +77,8 @@ class Api {
   unsigned stopping_ = 0;  // pipelines being stopped on their threads
   std::map<std::uint64_t, std::set<SoupServerMessage *>> sse_clients_;
   std::set<std::uint64_t> issued_ids_;
-  std::shared_ptr<bool> alive_;  // for work that comes back after shutdown
+  std::set<unsigned> push_slots_;  // {n} of --push-url in use
+  std::shared_ptr<bool> alive_;    // for work that comes back after shutdown
 };
 
 }  // namespace talker::server

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <vector>
 
 #include "tools/server/api.h"
 #include "tools/server/options.h"
@@ -15,7 +16,7 @@
 namespace {
 
 // What a session pipeline is made of, by plugin package.
-bool check_elements() {
+bool check_elements(const talker::server::Options &options) {
   struct Need {
     const char *element, *package;
   };
@@ -30,9 +31,18 @@ bool check_elements() {
       {"rtph264pay", "gstreamer1.0-plugins-good"},
       {"clocksync", "gstreamer1.0 (core)"},
       {"capssetter", "gstreamer1.0-plugins-good"},
+      {"mp4mux", "gstreamer1.0-plugins-good"},
+      {"webmmux", "gstreamer1.0-plugins-good"},
+      {"decodebin", "gstreamer1.0-plugins-base"},
   };
+  std::vector<Need> all(std::begin(needs), std::end(needs));
+  if (options.transport == "whip") all.push_back({"talkerwhipsink", "gst-talker (build/gst)"});
+  if (options.transport == "rtmp") {
+    all.push_back({"talkerrtmpsink", "gst-talker (build/gst)"});
+    all.push_back({"rtmp2sink", "gstreamer1.0-plugins-bad"});
+  }
   bool ok = true;
-  for (const auto &n : needs)
+  for (const auto &n : all)
     if (GstElementFactory *f = gst_element_factory_find(n.element)) {
       gst_object_unref(f);
     } else {
@@ -61,7 +71,7 @@ int main(int argc, char **argv) {
   // over 20 sessions. MALLOC_ARENA_MAX in the environment still wins.
   if (!g_getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 1);
   gst_init(nullptr, nullptr);
-  if (!check_elements()) return 1;
+  if (!check_elements(options)) return 1;
   if (!g_file_test(options.avatars.c_str(), G_FILE_TEST_IS_DIR)) {
     std::cerr << "talker-server: --avatars " << options.avatars << " is not a folder\n";
     return 1;

@@ -108,6 +108,14 @@ const std::map<std::string, Setter> &setters() {
       {"system-prompt", str(&Options::system_prompt)},
       {"llm-max-turns", uint(&Options::llm_max_turns, 1, 1000)},
       {"llm-timeout", uint(&Options::llm_timeout_s, 1, 3600)},
+      {"transport",
+       [](Options &o, const std::string &k, const std::string &v) {
+         if (v != "webrtc" && v != "whip" && v != "rtmp")
+           throw UsageError("--" + k + ": '" + v + "' is not webrtc, whip or rtmp");
+         o.transport = v;
+       }},
+      {"push-url", str(&Options::push_url)},
+      {"push-token-env", str(&Options::push_token_env)},
       {"stun", str(&Options::stun)},
       {"turn", list(&Options::turn)},
       {"ice-ports",
@@ -188,6 +196,17 @@ Options parse_options(int argc, char **argv) {
   if ((o.tls_cert.empty()) != (o.tls_key.empty()))
     throw UsageError("--tls-cert and --tls-key go together");
   if (o.avatars.empty()) throw UsageError("--avatars DIR is required");
+  if (o.transport == "webrtc" && !o.push_url.empty())
+    throw UsageError("--push-url needs --transport whip or rtmp");
+  if (o.transport != "webrtc") {
+    if (o.push_url.empty()) throw UsageError("--transport " + o.transport + " needs --push-url");
+    const bool http = o.push_url.rfind("http://", 0) == 0 || o.push_url.rfind("https://", 0) == 0;
+    const bool rtmp = o.push_url.rfind("rtmp://", 0) == 0 || o.push_url.rfind("rtmps://", 0) == 0;
+    if (o.transport == "whip" && !http)
+      throw UsageError("--push-url: a WHIP endpoint is an http:// or https:// URL");
+    if (o.transport == "rtmp" && !rtmp)
+      throw UsageError("--push-url: an RTMP server is an rtmp:// or rtmps:// URL");
+  }
   if (!o.record_dir.empty() && !g_file_test(o.record_dir.c_str(), G_FILE_TEST_IS_DIR))
     throw UsageError("--record-dir: " + o.record_dir + " is not a folder");
   return o;
@@ -225,6 +244,11 @@ Conversation (/human type:chat)
   --llm-url URL             OpenAI-compatible base URL (http://127.0.0.1:11434/v1); none: chat is off
   --llm-model M  --llm-key-env VAR (the API key's environment variable)  --system-prompt TEXT
   --llm-max-turns N (8)  --llm-timeout S (60)
+Push (POST /push starts a session streamed to a server, POST /end_session ends it)
+  --transport webrtc|whip|rtmp  what /push does: WHIP (SRS…) or RTMP (nginx-rtmp, Bilibili, Douyin); webrtc: no push
+  --push-url URL            the WHIP endpoint or RTMP URL; {n} becomes the push's number (0, 1, …),
+                            without it one push at a time. Stream keys are redacted in logs
+  --push-token-env VAR      WHIP: the Bearer token is read from environment variable VAR
 WebRTC
   --stun stun://HOST:PORT   STUN server (one: webrtcbin takes one; none by default)
   --turn turn://USER:PASS@HOST:PORT  TURN server (repeatable)

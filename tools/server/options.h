@@ -42,6 +42,10 @@ struct Options {
   std::string llm_url, llm_model, llm_key_env, system_prompt;
   unsigned llm_max_turns = 8;
   unsigned llm_timeout_s = 60;
+  // Push (/push): a session streamed to a server instead of answering a browser
+  std::string transport = "webrtc";  // webrtc (no push), whip or rtmp
+  std::string push_url;              // {n} is replaced by the push's slot number
+  std::string push_token_env;        // the WHIP Bearer token's environment variable
   // WebRTC
   std::string stun;               // stun://host:port (webrtcbin takes one)
   std::vector<std::string> turn;  // turn(s)://user:pass@host:port

@@ -18,6 +18,9 @@ GST_DEBUG_CATEGORY_STATIC(talker_session_debug);
 namespace talker::server {
 namespace {
 
+// Each queue in front of a clocksync holds the talking head's latency.
+const std::string kHold = "queue max-size-time=10000000000 max-size-buffers=0 max-size-bytes=0";
+
 std::int64_t monotonic_ms() {
   return g_get_monotonic_time() / 1000;
 }
@@ -81,7 +84,9 @@ bool Session::speaking() const {
   return playback_->active.load() > 0;
 }
 
-void Session::build(const OfferedCodecs &codecs) {
+// talkertts ! tee name=t, t. ! queue ! talkinghead ! queue ! videoconvert
+// (I420 out), and the queue named aqueue to be continued from t.
+std::string Session::source_description() const {
   const Options &o = options_;
   std::string tts = "talkertts name=tts engine=" + o.tts_engine;
   if (!o.tts_voice.empty()) tts += " voice=" + quoted(o.tts_voice);
@@ -102,36 +107,53 @@ void Session::build(const OfferedCodecs &codecs) {
     head += " encoder-latency-ms=" + std::to_string(o.encoder_latency_ms);
   if (o.inference_latency_ms >= 0)
     head += " inference-latency-ms=" + std::to_string(o.inference_latency_ms);
-  // Each queue in front of a clocksync holds the talking head's latency.
-  const std::string hold = "queue max-size-time=10000000000 max-size-buffers=0 max-size-bytes=0";
-  std::string video_enc;
-  if (codecs.video == VideoCodec::kH264)
-    // Constrained baseline as browsers decode in hardware too; x264 says
-    // 42c0xx, which is the same profile: name it as the offer did, or the
-    // caps miss webrtcbin's codec preferences.
-    video_enc =
-        "x264enc name=venc tune=zerolatency speed-preset=superfast key-int-max=50 bitrate=" +
-        std::to_string(o.video_bitrate_kbps) +
-        " ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream"
-        " ! h264parse config-interval=-1 ! rtph264pay config-interval=-1 "
-        "aggregate-mode=zero-latency pt=" +
-        std::to_string(codecs.video_pt) +
-        " ! capssetter caps=\"application/x-rtp,profile-level-id=(string)" + codecs.video_profile +
-        "\"";
-  else
-    video_enc =
-        "vp8enc name=venc deadline=1 cpu-used=8 keyframe-max-dist=50 error-resilient=default "
-        "end-usage=cbr target-bitrate=" +
-        std::to_string(o.video_bitrate_kbps * 1000) +
-        " ! rtpvp8pay pt=" + std::to_string(codecs.video_pt);
-  const std::string description =
-      tts + " ! tee name=t  webrtcbin name=webrtc bundle-policy=max-bundle" + " t. ! " + hold +
-      " ! " + head + " ! " + hold + " ! videoconvert ! video/x-raw,format=I420 ! " + video_enc +
-      " ! clocksync name=vsync ! tee name=vrec  vrec.src_%u ! webrtc.  t. ! " + hold +
-      " name=aqueue ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 ! opusenc "
-      "bitrate=" +
-      std::to_string(o.audio_bitrate) + " ! rtpopuspay pt=" + std::to_string(codecs.audio_pt) +
-      " ! clocksync name=async ! tee name=arec  arec.src_%u ! webrtc.";
+  return tts + " ! tee name=t  t. ! " + kHold + " ! " + head + " ! " + kHold +
+         " ! videoconvert ! video/x-raw,format=I420";
+}
+
+void Session::build(const OfferedCodecs *codecs) {
+  const Options &o = options_;
+  std::string description;
+  if (!codecs) {
+    // A push: the output bin encodes (H.264 + Opus for WHIP, + AAC for RTMP).
+    std::string out = std::string(push_.transport == "whip" ? "talkerwhipsink" : "talkerrtmpsink") +
+                      " name=out location=" + quoted(push_.url) +
+                      " video-bitrate=" + std::to_string(o.video_bitrate_kbps);
+    description = source_description() + " ! clocksync name=vsync ! out.video  t. ! " + kHold +
+                  " name=aqueue ! audioconvert ! audioresample ! "
+                  "audio/x-raw,format=S16LE,rate=48000,channels=1 ! clocksync name=async ! "
+                  "out.audio  " +
+                  out;
+  } else {
+    std::string video_enc;
+    if (codecs->video == VideoCodec::kH264)
+      // Constrained baseline as browsers decode in hardware too; x264 says
+      // 42c0xx, which is the same profile: name it as the offer did, or the
+      // caps miss webrtcbin's codec preferences.
+      video_enc =
+          "x264enc name=venc tune=zerolatency speed-preset=superfast key-int-max=50 bitrate=" +
+          std::to_string(o.video_bitrate_kbps) +
+          " ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream"
+          " ! h264parse config-interval=-1 ! rtph264pay config-interval=-1 "
+          "aggregate-mode=zero-latency pt=" +
+          std::to_string(codecs->video_pt) +
+          " ! capssetter caps=\"application/x-rtp,profile-level-id=(string)" +
+          codecs->video_profile + "\"";
+    else
+      video_enc =
+          "vp8enc name=venc deadline=1 cpu-used=8 keyframe-max-dist=50 error-resilient=default "
+          "end-usage=cbr target-bitrate=" +
+          std::to_string(o.video_bitrate_kbps * 1000) +
+          " ! rtpvp8pay pt=" + std::to_string(codecs->video_pt);
+    description =
+        source_description() + " ! " + video_enc +
+        " ! clocksync name=vsync ! tee name=vrec  vrec.src_%u ! webrtc.  t. ! " + kHold +
+        " name=aqueue ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 ! opusenc "
+        "bitrate=" +
+        std::to_string(o.audio_bitrate) + " ! rtpopuspay pt=" + std::to_string(codecs->audio_pt) +
+        " ! clocksync name=async ! tee name=arec  arec.src_%u ! webrtc.  "
+        "webrtcbin name=webrtc bundle-policy=max-bundle";
+  }
   GST_DEBUG("session %" G_GUINT64_FORMAT ": %s", id_, description.c_str());
   GError *err = nullptr;
   GstElement *pipeline =
@@ -146,20 +168,39 @@ void Session::build(const OfferedCodecs &codecs) {
   auto by_name = [&](const char *name) {
     return gst::GstPtr<GstElement>(gst_bin_get_by_name(GST_BIN(pipeline), name));
   };
-  webrtc_ = by_name("webrtc");
   tts_ = by_name("tts");
   head_ = by_name("head");
   vsync_ = by_name("vsync");
   async_ = by_name("async");
-  // /record taps the RTP streams here, where they leave for the viewer:
-  // the bytes the viewer gets, both at the same point of the timeline.
-  recorder_ = std::make_unique<Recorder>(pipeline, by_name("vrec").get(), by_name("arec").get(),
-                                         codecs.video == VideoCodec::kH264);
 
   // The API key comes from the environment, never from a command line.
   if (!o.tts_api_key_env.empty())
     if (const char *key = g_getenv(o.tts_api_key_env.c_str()))
       g_object_set(tts_.get(), "api-key", key, nullptr);
+
+  // Sentence marks, read before the encoder and played out one video
+  // latency later (when the audio leaves the server).
+  gst::GstPtr<GstElement> aqueue = by_name("aqueue");
+  gst::GstPtr<GstPad> asrc(gst_element_get_static_pad(aqueue.get(), "src"));
+  gst_pad_add_probe(
+      asrc.get(), GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+      audio_probe, this, nullptr);
+
+  gst::GstPtr<GstBus> bus(gst_element_get_bus(pipeline));
+  bus_watch_ = gst_bus_create_watch(bus.get());
+  g_source_set_callback(bus_watch_, G_SOURCE_FUNC(on_bus), this, nullptr);
+  g_source_attach(bus_watch_, g_main_context_default());
+
+  if (!codecs) {
+    out_ = by_name("out");
+    if (!push_.token.empty()) g_object_set(out_.get(), "auth-token", push_.token.c_str(), nullptr);
+    return;
+  }
+  webrtc_ = by_name("webrtc");
+  // /record taps the RTP streams here, where they leave for the viewer:
+  // the bytes the viewer gets, both at the same point of the timeline.
+  recorder_ = std::make_unique<Recorder>(pipeline, by_name("vrec").get(), by_name("arec").get(),
+                                         codecs->video == VideoCodec::kH264);
 
   // Transceivers: send-only, with the browser's payload types.
   GstIterator *it = gst_element_iterate_sink_pads(webrtc_.get());
@@ -170,16 +211,16 @@ void Session::build(const OfferedCodecs &codecs) {
     gst::GstPtr<GstElement> vrec(by_name("vrec"));
     const bool video = peer && GST_OBJECT_PARENT(peer.get()) == GST_OBJECT(vrec.get());
     std::string caps_text;
-    if (video && codecs.video == VideoCodec::kH264)
+    if (video && codecs->video == VideoCodec::kH264)
       caps_text = "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=" +
-                  std::to_string(codecs.video_pt) +
-                  ",packetization-mode=(string)1,profile-level-id=(string)" + codecs.video_profile;
+                  std::to_string(codecs->video_pt) +
+                  ",packetization-mode=(string)1,profile-level-id=(string)" + codecs->video_profile;
     else if (video)
       caps_text = "application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,payload=" +
-                  std::to_string(codecs.video_pt);
+                  std::to_string(codecs->video_pt);
     else
       caps_text = "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
-                  std::to_string(codecs.audio_pt);
+                  std::to_string(codecs->audio_pt);
     GstWebRTCRTPTransceiver *transceiver = nullptr;
     g_object_get(pad, "transceiver", &transceiver, nullptr);
     if (transceiver) {
@@ -211,19 +252,6 @@ void Session::build(const OfferedCodecs &codecs) {
 
   // The browser is there as long as it sends RTCP (receiver reports, NACK, PLI).
   peer_.attach(webrtc_.get());
-
-  // Sentence marks, read before the encoder and played out one video
-  // latency later (when the audio leaves the server).
-  gst::GstPtr<GstElement> aqueue = by_name("aqueue");
-  gst::GstPtr<GstPad> asrc(gst_element_get_static_pad(aqueue.get(), "src"));
-  gst_pad_add_probe(
-      asrc.get(), GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-      audio_probe, this, nullptr);
-
-  gst::GstPtr<GstBus> bus(gst_element_get_bus(pipeline));
-  bus_watch_ = gst_bus_create_watch(bus.get());
-  g_source_set_callback(bus_watch_, G_SOURCE_FUNC(on_bus), this, nullptr);
-  g_source_attach(bus_watch_, g_main_context_default());
 }
 
 GstPadProbeReturn Session::audio_probe(GstPad *, GstPadProbeInfo *info, gpointer data) {
@@ -349,6 +377,19 @@ gboolean Session::on_bus(GstBus *, GstMessage *msg, gpointer data) {
       g_error_free(err);
       break;
     }
+    case GST_MESSAGE_ELEMENT: {
+      // The push output's state: connecting, connected, reconnecting, …
+      const GstStructure *st = gst_message_get_structure(msg);
+      const char *state = st ? gst_structure_get_string(st, "state") : nullptr;
+      if (state && (gst_structure_has_name(st, "talker-whip") ||
+                    gst_structure_has_name(st, "talker-rtmp"))) {
+        std::lock_guard<std::mutex> l(self->lock_);
+        if (self->push_state_ != state)
+          g_print("session %" G_GUINT64_FORMAT ": push %s\n", self->id_, state);
+        self->push_state_ = state;
+      }
+      break;
+    }
     case GST_MESSAGE_LATENCY:
       gst_bin_recalculate_latency(GST_BIN(self->pipeline_.get()));
       self->align_branches();
@@ -359,9 +400,7 @@ gboolean Session::on_bus(GstBus *, GstMessage *msg, gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
-std::string Session::answer(const std::string &offer_text) {
-  const OfferedCodecs codecs = choose_codecs(offer_text);
-  build(codecs);
+void Session::play() {
   if (gst_element_set_state(pipeline_.get(), GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE ||
       gst_element_get_state(pipeline_.get(), nullptr, nullptr, 120 * GST_SECOND) ==
           GST_STATE_CHANGE_FAILURE) {
@@ -370,6 +409,18 @@ std::string Session::answer(const std::string &offer_text) {
                        (error_.empty() ? "" : ": " + error_));
   }
   align_branches();
+}
+
+void Session::start_push(const PushTarget &target) {
+  push_ = target;
+  build(nullptr);
+  play();
+}
+
+std::string Session::answer(const std::string &offer_text) {
+  const OfferedCodecs codecs = choose_codecs(offer_text);
+  build(&codecs);
+  play();
 
   GstSDPMessage *sdp = nullptr;
   gst_sdp_message_new_from_text(offer_text.c_str(), &sdp);
@@ -534,6 +585,13 @@ SessionInfo Session::info() {
   i.viewers = i.connected ? 1 : 0;
   i.latency_ms = playout_delay_.load() / 1e6;
   i.recording = recording();
+  if (push()) {
+    i.transport = push_.transport;
+    std::lock_guard<std::mutex> l(lock_);
+    i.push_state = push_state_;
+    i.connected = push_state_ == "connected";
+    i.viewers = 0;  // the server it pushes to knows its viewers
+  }
   if (head_) {
     GstStructure *stats = nullptr;
     g_object_get(head_.get(), "stats", &stats, nullptr);
@@ -553,7 +611,8 @@ std::string Session::check() {
   }
   const std::int64_t now = now_ms();
   if (speaking()) last_activity_ms_ = now;
-  if (now - last_activity_ms_.load() > std::int64_t(options_.idle_timeout_s * 1000))
+  // A push is a broadcast: it runs until it is ended, silent or not.
+  if (!push() && now - last_activity_ms_.load() > std::int64_t(options_.idle_timeout_s * 1000))
     return "idle for " + std::to_string(int(options_.idle_timeout_s)) + " s";
   if (!webrtc_) return "";
   GstWebRTCPeerConnectionState pc;
@@ -602,6 +661,7 @@ void Session::stop() {
   if (pipeline_) gst_element_set_state(pipeline_.get(), GST_STATE_NULL);
   async_.reset();
   vsync_.reset();
+  out_.reset();
   head_.reset();
   tts_.reset();
   webrtc_.reset();

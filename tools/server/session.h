@@ -35,12 +35,21 @@ struct SessionInfo {
   unsigned viewers = 0;
   double latency_ms = 0;
   bool recording = false;
+  std::string transport = "webrtc", push_state;  // push_state: the output's, for a push
 };
 
 // A subtitle event at playback time: state "start" or "end".
 struct SentenceEvent {
   std::string state, text, reason;
   guint64 id = 0;
+};
+
+// Where a push session sends its stream (--transport whip|rtmp).
+struct PushTarget {
+  std::string transport;  // "whip" or "rtmp"
+  std::string url;        // --push-url with {n} replaced
+  std::string token;      // WHIP Bearer token, from --push-token-env
+  unsigned slot = 0;      // the n in {n}
 };
 
 struct SessionError : std::runtime_error {
@@ -61,6 +70,12 @@ class Session {
   // the answer carries every candidate. Blocking; throws SessionError or
   // OfferError with a message for the client.
   std::string answer(const std::string &offer);
+  // Instead of answering: starts the pipeline pushing to `target` through
+  // talkerwhipsink or talkerrtmpsink (which reconnect by themselves).
+  // Blocking; throws SessionError.
+  void start_push(const PushTarget &target);
+  bool push() const { return out_ != nullptr; }
+  const PushTarget &push_target() const { return push_; }
 
   guint64 say(const std::string &text);
   // /humanaudio: 16 kHz mono samples, spoken like a sentence.
@@ -90,7 +105,9 @@ class Session {
   const std::string &avatar() const { return avatar_; }
 
  private:
-  void build(const OfferedCodecs &codecs);
+  std::string source_description() const;
+  void build(const OfferedCodecs *codecs);  // nullptr: a push to push_
+  void play();
   void align_branches();
   void on_sentence_meta(GstBuffer *buffer, const GstSegment &segment);
   static GstPadProbeReturn audio_probe(GstPad *, GstPadProbeInfo *info, gpointer self);
@@ -103,7 +120,9 @@ class Session {
   const std::function<void(const SentenceEvent &)> on_event_;
   const std::int64_t created_unix_ms_, created_mono_ms_;
 
-  gst::GstPtr<GstElement> pipeline_, webrtc_, tts_, head_, vsync_, async_;
+  gst::GstPtr<GstElement> pipeline_, webrtc_, tts_, head_, vsync_, async_, out_;
+  PushTarget push_;
+  std::string push_state_;  // the output's last state message (push sessions)
   GSource *bus_watch_ = nullptr;
   GstSegment audio_segment_;
   std::atomic<GstClockTime> playout_delay_{0};  // the video branch's latency: audio waits this

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Push sessions (POST /push): the talking head streamed to nginx with
+// Debian's RTMP module (its FLV recording read back with ffprobe/ffmpeg) and
+// to the WHIP test endpoint (tests/whip/whip-endpoint.js: chromium decodes
+// what arrives). Both servers are started here on loopback and stopped after.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+const { startServer, until } = require('./harness');
+const { sleep } = require('./probes');
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+async function startNginxRtmp(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'talker-nginx-'));
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, 'nginx.conf'),
+    'load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\ndaemon off;\nmaster_process off;\n' +
+    `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log info;\nevents { worker_connections 64; }\n` +
+    `rtmp { server { listen 127.0.0.1:${port}; application live { live on; record all; record_path ${dir}; } } }\n`);
+  const proc = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir + '/'], { stdio: 'ignore' });
+  t.after(async () => {
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const open = () => new Promise((r) => { const c = net.connect(port, '127.0.0.1', () => { c.end(); r(true); }); c.on('error', () => r(false)); });
+  assert.ok(await until(open, 5000, 50), 'nginx listens');
+  return { port, dir };
+}
+
+async function startWhipEndpoint(t) {
+  // Its own process group, so that its chromium goes with it.
+  const proc = spawn('node', [path.join(__dirname, '../whip/whip-endpoint.js')],
+    { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  const exited = new Promise((r) => proc.once('exit', r));
+  let port = 0;
+  t.after(async () => {
+    // /control/quit closes chromium; the group is killed if that takes too long.
+    if (port) await fetch(`http://127.0.0.1:${port}/control/quit`, { method: 'POST' }).catch(() => {});
+    const timer = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* gone */ } }, 5000);
+    await exited;
+    clearTimeout(timer);
+  });
+  port = await new Promise((resolve, reject) => {
+    proc.stdout.on('data', (d) => { const m = d.toString().match(/READY (\d+)/); if (m) resolve(Number(m[1])); });
+    exited.then(() => reject(new Error('the WHIP endpoint did not start')));
+  });
+  const get = async (what) => (await fetch(`http://127.0.0.1:${port}/control/${what}`)).json();
+  return { port, get };
+}
+
+test('RTMP push: /push streams to nginx-rtmp, speech and video arrive, two pushes get their own stream', async (t) => {
+  const nginx = await startNginxRtmp(t);
+  const server = await startServer(['--transport', 'rtmp', '--push-url', `rtmp://127.0.0.1:${nginx.port}/live/talker{n}`]);
+  t.after(() => server.stop());
+  const started = Date.now();
+  const a = (await server.post('/push', {})).json;
+  assert.strictEqual(a.code, 0, JSON.stringify(a));
+  assert.deepStrictEqual(a.data, { transport: 'rtmp', slot: 0 });
+  const b = (await server.post('/push', { avatar: 'second' })).json;
+  assert.strictEqual(b.code, 0, JSON.stringify(b));
+  assert.strictEqual(b.data.slot, 1);
+  assert.ok(await until(async () => (await server.sessions()).every((s) => s.push_state === 'connected'), 20000),
+    JSON.stringify(await server.sessions()));
+  const s = (await server.sessions()).find((x) => x.sessionid === a.sessionid);
+  assert.strictEqual(s.transport, 'rtmp');
+  assert.strictEqual(s.connected, true);
+  await server.post('/human', { sessionid: a.sessionid, text: 'Hello everyone watching this live stream.' });
+  await sleep(7000);
+  // A push is a broadcast: it is ended by the API, not by idling.
+  assert.strictEqual((await server.post('/end_session', { sessionid: a.sessionid })).json.code, 0);
+  assert.strictEqual((await server.post('/end_session', { sessionid: b.sessionid })).json.code, 0);
+  const pushed = (Date.now() - started) / 1000;
+  await until(async () => (await server.sessions()).length === 0, 5000);
+  await sleep(1000);  // nginx closes the recordings
+
+  const flv = path.join(nginx.dir, 'talker0.flv');
+  assert.ok(fs.existsSync(path.join(nginx.dir, 'talker1.flv')), 'the second push has its own stream');
+  const info = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-show_format', '-of', 'json', flv]));
+  const codecs = info.streams.map((x) => x.codec_name).sort();
+  const frames = Number(info.streams.find((x) => x.codec_name === 'h264').nb_read_frames);
+  const duration = Number(info.format.duration);
+  console.log(`# RTMP push: ${codecs.join('+')}, ${duration.toFixed(1)} s, ${frames} frames, in ${pushed.toFixed(1)} s of /push to /end_session`);
+  assert.deepStrictEqual(codecs, ['aac', 'h264']);
+  // The stream starts one pipeline latency (2 s with the micro models) after /push answers, plus
+  // the RTMP handshake and the first key frame; it cannot be longer than the push.
+  assert.ok(duration > pushed - 4 && duration < pushed + 0.5, `${duration} s recorded of ${pushed} s`);
+  assert.ok(Math.abs(frames / duration - 25) < 2, `${frames} frames in ${duration} s`);
+  // The speech reached the platform.
+  const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', flv, '-vn', '-f', 's16le', '-ac', '1', '-ar', '16000', '-'], { maxBuffer: 1 << 27 });
+  let loud = 0;
+  for (let i = 0; i + 1 < pcm.length; i += 2) if (Math.abs(pcm.readInt16LE(i)) > 3000) loud++;
+  assert.ok(loud > 16000 * 0.2, `speech in the stream (${loud} loud samples)`);
+});
+
+test('WHIP push: /push streams to a WHIP endpoint with the token; /end_session sends DELETE', async (t) => {
+  const endpoint = await startWhipEndpoint(t);
+  process.env.TALKER_TEST_PUSH_TOKEN = 'pu5h';
+  const server = await startServer(['--transport', 'whip', '--push-url', `http://127.0.0.1:${endpoint.port}/whip/live`,
+    '--push-token-env', 'TALKER_TEST_PUSH_TOKEN']);
+  t.after(() => server.stop());
+  const a = (await server.post('/push', {})).json;
+  assert.strictEqual(a.code, 0, JSON.stringify(a));
+  // No {n} in the URL: one push at a time.
+  assert.match((await server.post('/push', {})).json.msg, /already running/);
+  assert.ok(await until(async () => (await server.sessions())[0].push_state === 'connected', 20000));
+  await server.post('/human', { sessionid: a.sessionid, text: 'Hello over WHIP.' });
+  assert.ok(await until(async () => {
+    const [r] = await endpoint.get('sessions');
+    return r && r.framesDecoded > 75 && r.beeps.length > 0;
+  }, 15000), JSON.stringify(await endpoint.get('sessions')));
+  const [r] = await endpoint.get('sessions');
+  console.log(`# WHIP push: ${r.framesDecoded} frames decoded at ${r.width}x${r.height}, codecs ${r.codecs.join(' ')}, speech heard`);
+  assert.ok(r.codecs.includes('video/H264') && r.codecs.some((c) => c.toLowerCase() === 'audio/opus'), r.codecs.join(' '));
+  assert.strictEqual((await server.post('/end_session', { sessionid: a.sessionid })).json.code, 0);
+  assert.ok(await until(async () => (await endpoint.get('requests')).some((q) => q.method === 'DELETE'), 5000));
+  const requests = await endpoint.get('requests');
+  assert.ok(requests.every((q) => q.authorization === 'Bearer pu5h'), JSON.stringify(requests));
+  assert.ok(!server.lines.some((l) => l.includes('pu5h')), 'the token is never logged');
+});
