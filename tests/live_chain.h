@@ -32,6 +32,7 @@ struct SinkRecord {
   bool speaking = false;   // video: the face meta
   bool generated = false;  // video: a face generated for this frame
   double face_diff = 0;    // video: mean |frame - avatar frame| inside the face box
+  double mean = 0;         // video: the whole picture's mean value (flashes, clips)
 };
 
 struct SentenceEvent {
@@ -102,6 +103,15 @@ class LiveChain {
   guint64 say(const std::string &text) {
     guint64 id = 0;
     g_signal_emit_by_name(tts_.get(), "say", text.c_str(), &id);
+    return id;
+  }
+  // talkertts's say-clip: an action clip's audio and name.
+  guint64 say_clip(const std::vector<int16_t> &samples, const std::string &clip,
+                   GstClockTime duration) {
+    GBytes *bytes = g_bytes_new(samples.data(), samples.size() * sizeof(int16_t));
+    guint64 id = 0;
+    g_signal_emit_by_name(tts_.get(), "say-clip", bytes, clip.c_str(), guint64(duration), &id);
+    g_bytes_unref(bytes);
     return id;
   }
   // Returns the running time of the call.
@@ -245,6 +255,8 @@ class LiveChain {
           gst_buffer_map(buf, &map, GST_MAP_READ)) {
         if (map.size == size_t(a.width) * a.height * 3) {
           cv::Mat frame(a.height, a.width, CV_8UC3, map.data);
+          const cv::Scalar average = cv::mean(frame);
+          r.mean = (average[0] + average[1] + average[2]) / 3;
           const auto &box = a.faces[size_t(m->avatar_frame)];
           cv::Rect roi(box.x1, box.y1, box.width(), box.height());
           r.face_diff = cv::norm(frame(roi), a.frames[size_t(m->avatar_frame)](roi), cv::NORM_L1) /

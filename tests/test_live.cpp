@@ -8,8 +8,14 @@
 
 #include <gst/gst.h>
 
+#include <opencv2/imgcodecs.hpp>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "gst/common/gst_ptr.h"
 #include "tests/golden.h"
@@ -224,6 +230,127 @@ TEST_CASE("interrupt: silence within one buffer, the idle face within one batch 
     }
   }
   CHECK(speaking_before > 10);
+  CHECK(idle_after > 20);
+}
+
+// The micro avatar with action clips: a folder of links to its files plus
+// actions/<name>/frames/ of plain frames (`value` grey, `white` at index
+// `flash`), removed when it goes.
+class ClipAvatar {
+ public:
+  ClipAvatar() {
+    char tmpl[] = "/tmp/talker-clip-avatar-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    for (const char *f : {"avatar.json", "boxes.json", "frames", "masks", "latents.safetensors"})
+      REQUIRE(symlink((micro("avatar/") + f).c_str(), (dir_ + "/" + f).c_str()) == 0);
+  }
+  ~ClipAvatar() { std::filesystem::remove_all(dir_); }
+  void add_clip(const std::string &name, int frames, int value, int flash = -1) {
+    const auto avatar = avatar::load_avatar_frames(micro("avatar"));
+    const std::string folder = dir_ + "/actions/" + name + "/frames";
+    std::filesystem::create_directories(folder);
+    for (int i = 0; i < frames; ++i) {
+      cv::Mat frame(avatar->height, avatar->width, CV_8UC3,
+                    cv::Scalar::all(i == flash ? 255 : value));
+      char file[32];
+      std::snprintf(file, sizeof file, "/%06d.png", i);
+      REQUIRE(cv::imwrite(folder + file, frame));
+    }
+  }
+  const std::string &path() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+TEST_CASE("action clip: its frames and its audio reach the sinks together, then idle") {
+  ClipAvatar avatar;
+  avatar.add_clip("wave", 25, 30, 12);  // 1 s, a white frame at 480 ms
+  LiveChain run(micro_models() + " batch-size=4 transition-ms=200", avatar.path());
+  run.start();
+  run.pump(1.0);
+  // 1 s of audio: silence, and a 1 kHz beep from 480 ms for 80 ms (the white frame's time).
+  std::vector<int16_t> audio(16000, 0);
+  for (int i = 7680; i < 7680 + 1280; ++i) audio[i] = int16_t(12000 * std::sin(i * 2 * M_PI / 16));
+  const guint64 id = run.say_clip(audio, "wave", GST_SECOND);
+  REQUIRE(id > 0);
+  REQUIRE(run.wait_sentence("end", id, 10));
+  run.pump(3.0);  // the video latency and the fade back
+  GstClockTime start = GST_CLOCK_TIME_NONE;
+  for (const auto &e : run.sentences())
+    if (e.state == "start" && e.id == id) start = e.running_time;
+  REQUIRE(GST_CLOCK_TIME_IS_VALID(start));
+
+  const auto video = run.video();
+  const auto audio_out = run.audio();
+  const SinkRecord *flash = nullptr, *beep = nullptr;
+  for (const auto &r : video)
+    if (!flash && r.mean > 200) flash = &r;
+  for (const auto &r : audio_out)
+    if (!beep && r.rms > 3000) beep = &r;
+  REQUIRE(flash);
+  REQUIRE(beep);
+  const double offset_ms = GST_CLOCK_DIFF(beep->arrived, flash->arrived) / 1e6;
+  INFO("clip from " << start / 1e6 << " ms; white frame PTS " << flash->pts / 1e6 << " ms, beep "
+                    << beep->pts / 1e6 << " ms; at the sinks the frame came " << offset_ms
+                    << " ms after the beep; latency " << run.latency() / 1e6 << " ms");
+  std::printf(
+      "action clip: white frame %.0f ms after the clip's start, beep %.0f ms; "
+      "at the sinks %+.1f ms apart\n",
+      (flash->pts - start) / 1e6, (beep->pts - start) / 1e6, offset_ms);
+  // The clip's frame 12 covers [start + 480 ms, + 520 ms): the first video
+  // frame there is within one frame of the beep's first buffer, and both
+  // sinks render on the same clock.
+  CHECK(flash->pts >= beep->pts);
+  CHECK(flash->pts < beep->pts + kFrame);
+  CHECK(std::fabs(offset_ms) <= 45);
+  // Every frame of the clip's second is the clip (grey or the flash), none before it.
+  size_t clip_frames = 0;
+  for (const auto &r : video) {
+    if (r.pts + kFrame <= start) CHECK(r.mean != Approx(30).margin(2));
+    if (r.pts >= start && r.pts + kFrame <= start + GST_SECOND) {
+      ++clip_frames;
+      CHECK((r.mean == Approx(30).margin(1) || r.mean > 250));
+    }
+    // Then the avatar, itself again after the cross-fade.
+    if (r.pts >= start + GST_SECOND + 200 * GST_MSECOND + kFrame) {
+      CHECK(r.face_diff == 0.0);
+      CHECK(r.mean != Approx(30).margin(2));
+    }
+  }
+  CHECK(clip_frames >= 24);
+}
+
+TEST_CASE("action clip: an idle clip loops while silent, speech over the avatar, then idle again") {
+  ClipAvatar avatar;
+  avatar.add_clip("idle", 10, 200);
+  LiveChain run(micro_models() + " batch-size=4 transition-ms=200 encoder-latency-ms=1200",
+                avatar.path());
+  run.start();
+  run.pump(1.0);
+  const guint64 id = run.say("Hello there, how are you today?");
+  REQUIRE(run.wait_sentence("end", id + 1, 15));
+  run.pump(4.5);  // the latency, the fade back, and a second of idle clip
+  auto sentences = run.sentences();
+  GstClockTime speech_start = GST_CLOCK_TIME_NONE, speech_end = 0;
+  for (const auto &e : sentences) {
+    if (e.state == "start" && !GST_CLOCK_TIME_IS_VALID(speech_start)) speech_start = e.running_time;
+    if (e.state == "end") speech_end = std::max(speech_end, e.running_time);
+  }
+  size_t idle_before = 0, avatar_during = 0, idle_after = 0, during = 0;
+  for (const auto &r : run.video()) {
+    if (r.pts + kFrame <= speech_start && r.mean == Approx(200).margin(1)) ++idle_before;
+    if (r.pts >= speech_start + 400 * GST_MSECOND && r.pts + 400 * GST_MSECOND <= speech_end) {
+      ++during;
+      if (r.mean < 190) ++avatar_during;  // the speaking avatar, not the grey loop
+    }
+    if (r.pts >= speech_end + 600 * GST_MSECOND && r.mean == Approx(200).margin(1)) ++idle_after;
+  }
+  INFO(idle_before << " idle-clip frames before, " << avatar_during << "/" << during
+                   << " avatar frames while speaking, " << idle_after << " idle-clip after");
+  CHECK(idle_before > 20);
+  CHECK(during > 10);
+  CHECK(avatar_during == during);
   CHECK(idle_after > 20);
 }
 

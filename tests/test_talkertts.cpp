@@ -159,6 +159,53 @@ TEST_CASE("say-audio: ready-made samples come out unchanged, as one sentence wit
   CHECK(spans[1].text == "And then words.");
 }
 
+TEST_CASE("say-with-voice and check-voice: one utterance's voice and speed", "[talkertts]") {
+  TalkerRun run("talkertts name=tts ! fakesink sync=true");
+  gst_element_set_state(run.pipeline(), GST_STATE_PLAYING);
+  REQUIRE(gst_element_get_state(run.pipeline(), nullptr, nullptr, 10 * GST_SECOND) ==
+          GST_STATE_CHANGE_SUCCESS);
+  auto check = [&](const char *description) {
+    GstStructure *voice = gst_structure_from_string(description, nullptr);
+    gchar *why = nullptr;
+    g_signal_emit_by_name(run.tts(), "check-voice", voice, &why);
+    gst_structure_free(voice);
+    std::string out = why ? why : "";
+    g_free(why);
+    return out;
+  };
+  CHECK(check("voice, voice=(string)de, speed=(double)1.5") == "");
+  CHECK_THAT(check("voice, voice=(string)qq-unknown"), Catch::Contains("unknown voice"));
+  CHECK_THAT(check("voice, speed=(double)3.0"), Catch::Contains("outside 0.5-2"));
+
+  const std::string text = "The quick brown fox jumps over the lazy dog.";
+  auto say_with = [&](const char *description) {
+    GstStructure *voice = gst_structure_from_string(description, nullptr);
+    guint64 id = 0;
+    g_signal_emit_by_name(run.tts(), "say-with-voice", text.c_str(), voice, &id);
+    gst_structure_free(voice);
+    return id;
+  };
+  const guint64 plain = run.say(text);
+  const guint64 fast = say_with("voice, speed=(double)2.0");
+  CHECK(fast == plain + 1);
+  CHECK(say_with("voice, voice=(string)qq-unknown") == 0);  // refused: nothing queued
+  REQUIRE(run.pump_for(20 * GST_SECOND, [&] {
+    return spans_from_messages(run.messages).size() >= 2 &&
+           spans_from_messages(run.messages)[1].end != GST_CLOCK_TIME_NONE;
+  }));
+  run.drain();
+  REQUIRE(run.errors.empty());
+  const auto spans = spans_from_messages(run.messages);
+  REQUIRE(spans.size() == 2);
+  const double plain_s = double(spans[0].end - spans[0].start) / GST_SECOND;
+  const double fast_s = double(spans[1].end - spans[1].start) / GST_SECOND;
+  INFO("plain " << plain_s << " s, speed 2 " << fast_s << " s");
+  CHECK(fast_s < plain_s * 0.6);
+  CHECK(fast_s > plain_s * 0.35);
+  REQUIRE(run.warnings.size() == 1);
+  CHECK_THAT(run.warnings[0], Catch::Contains("unknown voice 'qq-unknown'"));
+}
+
 TEST_CASE("live: 30 s of continuous audio at clock pace across several say calls",
           "[talkertts][live]") {
   TalkerRun run("talkertts name=tts ! fakesink sync=true");

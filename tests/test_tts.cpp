@@ -293,6 +293,51 @@ TEST_CASE("espeak engine speaks what the espeak-ng command line speaks", "[espea
   CHECK_THROWS_WITH(tts::make_engine(bad), Catch::Contains("not an http:// or https:// URL"));
 }
 
+TEST_CASE("espeak engine: per-utterance voice and speed", "[espeak]") {
+  auto engine = tts::make_engine({});
+  const auto speak = [&](const tts::VoiceOptions &voice) {
+    std::vector<int16_t> out;
+    engine->synthesize("The quick brown fox jumps over the lazy dog.", voice,
+                       [&](const int16_t *s, size_t n) {
+                         out.insert(out.end(), s, s + n);
+                         return true;
+                       });
+    return out;
+  };
+  const auto plain = speak({});
+  tts::VoiceOptions fast;
+  fast.speed = 2;
+  tts::VoiceOptions german;
+  german.voice = "de";
+  const auto twice = speak(fast);
+  const auto deutsch = speak(german);
+  INFO("samples: plain " << plain.size() << ", speed 2 " << twice.size() << ", voice de "
+                         << deutsch.size());
+  // 175 → 350 words a minute: espeak's pauses do not scale exactly, so about half.
+  CHECK(twice.size() < plain.size() * 0.6);
+  CHECK(twice.size() > plain.size() * 0.35);
+  // Another voice reads the same letters with its own rules: longer here.
+  CHECK(deutsch.size() > plain.size() * 1.07);
+  // The engine's own voice and pace again afterwards: the override was for one
+  // utterance. (espeak's output varies a little from call to call, so the
+  // length is what is compared: German took 11 % longer here, speed 2 half.)
+  const auto same_length = [&](const std::vector<int16_t> &again) {
+    return std::abs(double(again.size()) - double(plain.size())) < plain.size() * 0.05;
+  };
+  CHECK(same_length(speak({})));
+
+  CHECK(engine->check({}).empty());
+  CHECK(engine->check(german).empty());
+  tts::VoiceOptions unknown;
+  unknown.voice = "qq-unknown";
+  CHECK_THAT(engine->check(unknown), Catch::Contains("unknown voice 'qq-unknown'"));
+  tts::VoiceOptions too_fast;
+  too_fast.speed = 3;
+  CHECK_THAT(engine->check(too_fast), Catch::Contains("outside 0.5-2"));
+  // A check leaves the next synthesis with its own voice.
+  CHECK(same_length(speak({})));
+}
+
 // espeak, except that the last sentence waits until the test has played
 // audio (or 10 s): a Speaker that waited for all synthesis before playing
 // would then stall, whatever the thread scheduling.
@@ -301,7 +346,8 @@ class GatedEspeak : public tts::Engine {
   std::atomic<bool> open{false};
   std::atomic<bool> gate_timed_out{false};
   const char *name() const override { return "gated espeak"; }
-  void synthesize(const std::string &text, const tts::AudioSink &sink) override {
+  void synthesize(const std::string &text, const tts::VoiceOptions &voice,
+                  const tts::AudioSink &sink) override {
     if (text.find("number 12") != std::string::npos) {
       const auto t0 = std::chrono::steady_clock::now();
       while (!open) {
@@ -312,7 +358,7 @@ class GatedEspeak : public tts::Engine {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
-    espeak_->synthesize(text, sink);
+    espeak_->synthesize(text, voice, sink);
   }
   void cancel() override { espeak_->cancel(); }
 

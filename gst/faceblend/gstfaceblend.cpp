@@ -8,17 +8,28 @@
  * and blended through the frame's feathered mask inside its crop box
  * (MuseTalk's paste-back). Idle frames are the avatar frame itself, passed
  * on without a copy. transition-ms cross-fades between the two.
+ *
+ * Action clips: an avatar folder may hold actions/<name>/frames/. A
+ * `talker-clip` event (talkertts's say-clip, in order with the audio) makes
+ * the clip's frames replace the output from its timestamp for its duration
+ * (ping-pong when the sound outlasts the frames), then the picture
+ * cross-fades back over transition-ms. A `talker-interrupt` ends a clip at
+ * its timestamp. A clip named "idle" loops while nothing is said, the
+ * speaking avatar cross-fading in over it when speech starts.
  */
 #include "gst/faceblend/gstfaceblend.h"
 
 #include <gst/video/video.h>
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "gst/common/clip_event.h"
 #include "gst/common/face_meta.h"
+#include "gst/common/interrupt_event.h"
 #include "lib/avatar/avatar_frames.h"
 #include "lib/common/shared_cache.h"
 
@@ -39,6 +50,21 @@ talker::SharedCache<const AvatarFrames> &frames_cache() {
   return cache;
 }
 
+// A clip announced by a talker-clip event, shown over [start, end) in PTS.
+struct ScheduledClip {
+  std::string name;
+  const std::vector<cv::Mat> *frames;
+  GstClockTime start, end;
+};
+
+// Frame `i` of a clip of `n` frames played forwards and back (MuseTalk's
+// and LiveTalking's mirror index).
+size_t ping_pong(size_t n, guint64 i) {
+  if (n <= 1) return 0;
+  const guint64 period = 2 * (n - 1), k = i % period;
+  return size_t(k < n ? k : period - k);
+}
+
 struct FaceBlendState {
   std::mutex settings_lock;
   Settings settings;
@@ -50,6 +76,13 @@ struct FaceBlendState {
   bool blend_pending = false;
   bool fresh_face = false;  // this frame brings a newly generated face
   gint64 frame_index = 0;
+  // Action clips (streaming thread only).
+  std::deque<ScheduledClip> clips;
+  const cv::Mat *clip_image = nullptr;  // this frame's clip picture, or the last one while fading
+  int clip_level = 0;                   // 255 while a clip plays, falling after it
+  const std::vector<cv::Mat> *idle_clip = nullptr;
+  const cv::Mat *idle_image = nullptr;  // this frame's idle clip picture
+  guint64 idle_count = 0;
 };
 
 }  // namespace
@@ -95,7 +128,65 @@ static gboolean face_blend_start(GstBaseTransform *trans) {
   }
   st.level = 0;
   st.last_face.release();
+  st.clips.clear();
+  st.clip_image = st.idle_image = nullptr;
+  st.clip_level = 0;
+  st.idle_count = 0;
+  const auto idle = st.avatar->clips.find("idle");
+  st.idle_clip = idle != st.avatar->clips.end() && !idle->second.empty() ? &idle->second : nullptr;
   return TRUE;
+}
+
+static gboolean face_blend_sink_event(GstBaseTransform *trans, GstEvent *event) {
+  auto &st = state_of(trans);
+  gchar *name = nullptr;
+  GstClockTime timestamp = GST_CLOCK_TIME_NONE, duration = 0;
+  if (talker_clip_event_parse(event, &name, &timestamp, &duration)) {
+    const auto clip =
+        st.avatar ? st.avatar->clips.find(name ? name : "") : decltype(st.avatar->clips.end()){};
+    if (!st.avatar || clip == st.avatar->clips.end() || clip->second.empty()) {
+      GST_ELEMENT_WARNING(
+          trans, STREAM, FAILED, ("No action clip named '%s'", name),
+          ("the avatar %s has no actions/%s/frames/", st.active.avatar.c_str(), name));
+    } else if (GST_CLOCK_TIME_IS_VALID(timestamp)) {
+      GST_DEBUG_OBJECT(trans, "clip %s from %" GST_TIME_FORMAT " for %" GST_TIME_FORMAT, name,
+                       GST_TIME_ARGS(timestamp), GST_TIME_ARGS(duration));
+      st.clips.push_back({name, &clip->second, timestamp, timestamp + duration});
+    }
+    g_free(name);
+  } else if (talker_event_is_interrupt(event)) {
+    GstClockTime cut = GST_CLOCK_TIME_NONE;
+    talker_interrupt_event_parse(event, &cut, nullptr, nullptr);
+    for (auto &c : st.clips)
+      if (GST_CLOCK_TIME_IS_VALID(cut) && c.end > cut) c.end = std::max(c.start, cut);
+  } else if (GST_EVENT_TYPE(event) == GST_EVENT_FLUSH_STOP) {
+    st.clips.clear();
+    st.clip_level = 0;
+    st.clip_image = nullptr;
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_face_blend_parent_class)->sink_event(trans, event);
+}
+
+// Which clip picture (and at what weight) and which idle-clip picture go
+// into the frame at `pts`; `step` is one frame's share of the transition.
+static void choose_clip_images(FaceBlendState &st, GstClockTime pts, int step) {
+  st.idle_image = nullptr;
+  if (st.idle_clip)
+    st.idle_image = &(*st.idle_clip)[ping_pong(st.idle_clip->size(), st.idle_count++)];
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) return;
+  while (!st.clips.empty() && st.clips.front().end <= pts) st.clips.pop_front();
+  if (!st.clips.empty() && st.clips.front().start <= pts) {
+    const ScheduledClip &c = st.clips.front();
+    const int fps_n =
+        GST_VIDEO_INFO_FPS_N(&st.in_info) > 0 ? GST_VIDEO_INFO_FPS_N(&st.in_info) : 25;
+    const int fps_d = GST_VIDEO_INFO_FPS_D(&st.in_info) > 0 ? GST_VIDEO_INFO_FPS_D(&st.in_info) : 1;
+    const guint64 i = gst_util_uint64_scale(pts - c.start, fps_n, GST_SECOND * fps_d);
+    st.clip_image = &(*c.frames)[ping_pong(c.frames->size(), i)];
+    st.clip_level = 255;
+  } else if (st.clip_level > 0) {
+    st.clip_level = std::max(0, st.clip_level - step);  // the last clip picture fades out
+    if (st.clip_level == 0) st.clip_image = nullptr;
+  }
 }
 
 static gboolean face_blend_stop(GstBaseTransform *trans) {
@@ -162,15 +253,24 @@ static GstFlowReturn face_blend_prepare_output_buffer(GstBaseTransform *trans, G
   st.level = meta->speaking ? std::min(255, st.level + step) : std::max(0, st.level - step);
   if (!meta->speaking && st.level == 0) st.last_face.release();
   st.blend_pending = st.level > 0 && (st.fresh_face || !st.last_face.empty());
+  choose_clip_images(st, GST_BUFFER_PTS(inbuf), step);
 
-  const cv::Mat &frame = st.avatar->frames[size_t(st.frame_index)];
+  // One picture as it is (no copy), or a composition transform() writes.
+  const cv::Mat *whole = nullptr;
+  if (st.clip_level == 255)
+    whole = st.clip_image;  // a clip hides everything else
+  else if (st.clip_level == 0 && st.idle_image && st.level == 0)
+    whole = st.idle_image;
+  else if (st.clip_level == 0 && !st.idle_image && !st.blend_pending)
+    whole = &st.avatar->frames[size_t(st.frame_index)];
   const gsize size = GST_VIDEO_INFO_SIZE(&st.out_info);
-  const bool plain_stride = GST_VIDEO_INFO_PLANE_STRIDE(&st.out_info, 0) == frame.cols * 3;
-  if (!st.blend_pending && plain_stride && frame.isContinuous()) {
-    // Idle: the shared avatar frame itself, read-only, no copy.
-    *outbuf = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, frame.data, size, 0, size,
+  const bool plain_stride = GST_VIDEO_INFO_PLANE_STRIDE(&st.out_info, 0) == st.avatar->width * 3;
+  if (whole && plain_stride && whole->isContinuous()) {
+    // The shared avatar (or clip) frame itself, read-only, no copy.
+    *outbuf = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, whole->data, size, 0, size,
                                           new std::shared_ptr<const AvatarFrames>(st.avatar),
                                           free_avatar_ref);
+    st.blend_pending = false;
   } else {
     *outbuf = gst_buffer_new_allocate(nullptr, size, nullptr);
     st.blend_pending = true;  // transform() writes it
@@ -186,6 +286,15 @@ static GstFlowReturn face_blend_prepare_output_buffer(GstBaseTransform *trans, G
 static GstFlowReturn face_blend_transform(GstBaseTransform *trans, GstBuffer *inbuf,
                                           GstBuffer *outbuf) {
   auto &st = state_of(trans);
+  // A new face is kept even under a clip: the frames after it show it.
+  if (st.fresh_face) {
+    GstVideoFrame in;
+    if (!gst_video_frame_map(&in, &st.in_info, inbuf, GST_MAP_READ)) return GST_FLOW_ERROR;
+    cv::Mat face(GST_VIDEO_FRAME_HEIGHT(&in), GST_VIDEO_FRAME_WIDTH(&in), CV_8UC3,
+                 GST_VIDEO_FRAME_PLANE_DATA(&in, 0), GST_VIDEO_FRAME_PLANE_STRIDE(&in, 0));
+    face.copyTo(st.last_face);
+    gst_video_frame_unmap(&in);
+  }
   if (!st.blend_pending) return GST_FLOW_OK;
   const size_t i = size_t(st.frame_index);
   const cv::Mat &frame = st.avatar->frames[i];
@@ -194,22 +303,17 @@ static GstFlowReturn face_blend_transform(GstBaseTransform *trans, GstBuffer *in
   cv::Mat dst(frame.rows, frame.cols, CV_8UC3, GST_VIDEO_FRAME_PLANE_DATA(&out, 0),
               GST_VIDEO_FRAME_PLANE_STRIDE(&out, 0));
   frame.copyTo(dst);
-  if (st.fresh_face) {
-    GstVideoFrame in;
-    if (!gst_video_frame_map(&in, &st.in_info, inbuf, GST_MAP_READ)) {
-      gst_video_frame_unmap(&out);
-      return GST_FLOW_ERROR;
-    }
-    cv::Mat face(GST_VIDEO_FRAME_HEIGHT(&in), GST_VIDEO_FRAME_WIDTH(&in), CV_8UC3,
-                 GST_VIDEO_FRAME_PLANE_DATA(&in, 0), GST_VIDEO_FRAME_PLANE_STRIDE(&in, 0));
-    face.copyTo(st.last_face);
-    gst_video_frame_unmap(&in);
-  }
   if (st.level > 0 && !st.last_face.empty()) {
     const auto &box = st.avatar->faces[i];
     talker::blend::paste_face(dst, talker::blend::resize_face(st.last_face, box), box,
                               st.avatar->masks[i], st.avatar->crops[i], st.level);
   }
+  // The speaking avatar over the idle clip, by the face's weight.
+  if (st.idle_image && st.level < 255)
+    cv::addWeighted(dst, st.level / 255.0, *st.idle_image, 1 - st.level / 255.0, 0, dst);
+  // A clip over everything, fading out after its end.
+  if (st.clip_image && st.clip_level > 0)
+    cv::addWeighted(dst, 1 - st.clip_level / 255.0, *st.clip_image, st.clip_level / 255.0, 0, dst);
   gst_video_frame_unmap(&out);
   return GST_FLOW_OK;
 }
@@ -263,6 +367,7 @@ static void gst_face_blend_class_init(GstFaceBlendClass *klass) {
   trans_class->set_caps = face_blend_set_caps;
   trans_class->prepare_output_buffer = face_blend_prepare_output_buffer;
   trans_class->transform = face_blend_transform;
+  trans_class->sink_event = face_blend_sink_event;
   const auto flags =
       GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(

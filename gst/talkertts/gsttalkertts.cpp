@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "gst/common/clip_event.h"
 #include "gst/common/interrupt_event.h"
 #include "gst/common/sentence_meta.h"
 #include "lib/tts/speaker.h"
@@ -162,6 +163,36 @@ static guint64 talker_tts_say(GstTalkerTts *self, const gchar *text) {
   return id;
 }
 
+// A "voice" structure (voice: string, speed: double) as the engine takes it.
+static talker::tts::VoiceOptions voice_options(const GstStructure *voice) {
+  talker::tts::VoiceOptions v;
+  if (!voice) return v;
+  if (const char *name = gst_structure_get_string(voice, "voice")) v.voice = name;
+  gst_structure_get_double(voice, "speed", &v.speed);
+  return v;
+}
+
+static gchar *talker_tts_check_voice(GstTalkerTts *self, const GstStructure *voice) {
+  const std::string why = self->state->speaker->check(voice_options(voice));
+  return why.empty() ? nullptr : g_strdup(why.c_str());
+}
+
+static guint64 talker_tts_say_with_voice(GstTalkerTts *self, const gchar *text,
+                                         const GstStructure *voice) {
+  if (!text || !*text) return 0;
+  const auto options = voice_options(voice);
+  const std::string why = self->state->speaker->check(options);
+  if (!why.empty()) {
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Cannot speak with that voice: %s", why.c_str()),
+                        ("not spoken: %s", text));
+    return 0;
+  }
+  const guint64 id = self->state->speaker->say(text, options);
+  GST_DEBUG_OBJECT(self, "utterance %" G_GUINT64_FORMAT " (voice '%s', speed %.2f): %s", id,
+                   options.voice.c_str(), options.speed, text);
+  return id;
+}
+
 static guint64 talker_tts_say_audio(GstTalkerTts *self, GBytes *samples, const gchar *label) {
   if (!samples) return 0;
   gsize size = 0;
@@ -171,6 +202,22 @@ static guint64 talker_tts_say_audio(GstTalkerTts *self, GBytes *samples, const g
   const guint64 id = self->state->speaker->say_audio(std::move(pcm), label ? label : "");
   GST_DEBUG_OBJECT(self, "utterance %" G_GUINT64_FORMAT ": %" G_GSIZE_FORMAT " samples of audio",
                    id, size / sizeof(int16_t));
+  return id;
+}
+
+static guint64 talker_tts_say_clip(GstTalkerTts *self, GBytes *samples, const gchar *clip,
+                                   guint64 duration) {
+  if (!clip || !*clip) return 0;
+  gsize size = 0;
+  const auto *data =
+      samples ? static_cast<const int16_t *>(g_bytes_get_data(samples, &size)) : nullptr;
+  std::vector<int16_t> pcm(data, data + size / sizeof(int16_t));
+  // A clip plays at least as long as its frames: silence makes up the rest.
+  const size_t total = gst_util_uint64_scale_round(duration, kSampleRate, GST_SECOND);
+  if (pcm.size() < total) pcm.resize(total, 0);
+  if (pcm.empty()) return 0;
+  const guint64 id = self->state->speaker->say_clip(std::move(pcm), clip);
+  GST_DEBUG_OBJECT(self, "utterance %" G_GUINT64_FORMAT ": clip %s", id, clip);
   return id;
 }
 
@@ -370,6 +417,14 @@ static GstFlowReturn talker_tts_create(GstPushSrc *src, GstBuffer **out) {
           GST_BASE_SRC_PAD(src),
           talker_interrupt_event_new(pts + offset, frame.ended->id, frame.ended->utterance));
     }
+  }
+  if (frame.started && !frame.started->clip.empty()) {
+    // Ahead of the clip's first sample, in order: faceblend shows the
+    // clip's frames from this PTS on.
+    const GstClockTime duration = gst_util_uint64_scale_int(
+        frame.started->audio ? frame.started->audio->size() : 0, GST_SECOND, kSampleRate);
+    gst_pad_push_event(GST_BASE_SRC_PAD(src),
+                       talker_clip_event_new(frame.started->clip.c_str(), pts, duration));
   }
   if (frame.started) {
     talker_buffer_add_sentence_meta(buf, TALKER_SENTENCE_START, frame.started->id,
@@ -740,6 +795,56 @@ static void gst_talker_tts_class_init(GstTalkerTtsClass *klass) {
                              GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                              G_CALLBACK(talker_tts_say_audio), nullptr, nullptr, nullptr,
                              G_TYPE_UINT64, 2, G_TYPE_BYTES, G_TYPE_STRING);
+  /**
+   * GstTalkerTts::say-with-voice:
+   * @text: UTF-8 text
+   * @voice: (nullable): a structure (any name) with `voice` (string: the
+   *   engine's voice name: an espeak voice or language, an OpenAI voice, a
+   *   CosyVoice speaker id) and/or `speed` (double, 0.5-2: a factor of the
+   *   engine's pace; espeak scales its rate, OpenAI sends speed, GPT-SoVITS
+   *   speed_factor)
+   *
+   * Like say, with this utterance's voice changed. When the engine cannot
+   * speak with @voice (check-voice says why) nothing is queued and a
+   * warning is posted. Thread-safe.
+   * Returns: the utterance id, 0 when nothing was queued.
+   */
+  g_signal_new_class_handler("say-with-voice", G_TYPE_FROM_CLASS(klass),
+                             GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             G_CALLBACK(talker_tts_say_with_voice), nullptr, nullptr, nullptr,
+                             G_TYPE_UINT64, 2, G_TYPE_STRING, GST_TYPE_STRUCTURE);
+  /**
+   * GstTalkerTts::check-voice:
+   * @voice: a structure as for say-with-voice
+   *
+   * Asks the engine whether it can speak with @voice (an unknown espeak
+   * voice, a speed the engine has no setting for, a speaker id where a
+   * reference audio is the voice). Only once the element has started (PAUSED
+   * and up: the engine exists then); before, it answers NULL.
+   * Returns: (transfer full) (nullable): why not, or NULL when it can.
+   */
+  g_signal_new_class_handler("check-voice", G_TYPE_FROM_CLASS(klass),
+                             GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             G_CALLBACK(talker_tts_check_voice), nullptr, nullptr, nullptr,
+                             G_TYPE_STRING, 1, GST_TYPE_STRUCTURE);
+  /**
+   * GstTalkerTts::say-clip:
+   * @samples: (nullable): the clip's audio, S16LE 16 kHz mono (native-endian)
+   * @clip: the action clip's name (actions/<name>/ of the avatar)
+   * @duration: how long the clip's frames last (ns); silence makes the
+   *   audio up to it
+   *
+   * Queues an action clip's audio like say-audio, its sentence with an empty
+   * text, and sends a `talker-clip` event (name, timestamp, duration) just
+   * before its first buffer, so that faceblend shows the clip's frames from
+   * that time on, in step with the sound. Interrupted like speech.
+   * Thread-safe.
+   * Returns: the utterance id, 0 when nothing was queued.
+   */
+  g_signal_new_class_handler("say-clip", G_TYPE_FROM_CLASS(klass),
+                             GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             G_CALLBACK(talker_tts_say_clip), nullptr, nullptr, nullptr,
+                             G_TYPE_UINT64, 3, G_TYPE_BYTES, G_TYPE_STRING, G_TYPE_UINT64);
   /**
    * GstTalkerTts::interrupt:
    *

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -33,7 +34,22 @@ size_t AvatarFrames::bytes() const {
   size_t n = 0;
   for (const auto &f : frames) n += f.total() * f.elemSize();
   for (const auto &m : masks) n += m.total() * m.elemSize();
+  for (const auto &[name, clip] : clips)
+    for (const auto &f : clip) n += f.total() * f.elemSize();
   return n;
+}
+
+std::vector<std::string> list_action_clips(const std::string &folder) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto &entry : std::filesystem::directory_iterator(folder + "/actions", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.empty() && name[0] != '.' &&
+        std::filesystem::exists(numbered(entry.path().string(), "frames", 0)))
+      names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::shared_ptr<const AvatarFrames> load_avatar_frames(const std::string &folder) {
@@ -83,6 +99,21 @@ std::shared_ptr<const AvatarFrames> load_avatar_frames(const std::string &folder
     a->faces.push_back(face);
     a->crops.push_back(crop);
     a->masks.push_back(mask);
+  }
+  for (const auto &name : list_action_clips(folder)) {
+    const std::string clip_folder = folder + "/actions/" + name;
+    auto &clip = a->clips[name];
+    for (size_t i = 0;; ++i) {
+      const std::string frame_path = numbered(clip_folder, "frames", i);
+      if (!std::filesystem::exists(frame_path)) break;
+      cv::Mat frame = cv::imread(frame_path, cv::IMREAD_COLOR);
+      if (frame.empty()) throw Error(frame_path + ": not an image");
+      if (frame.cols != a->width || frame.rows != a->height)
+        throw Error(frame_path + ": " + std::to_string(frame.cols) + "x" +
+                    std::to_string(frame.rows) + ", the avatar's frames are " +
+                    std::to_string(a->width) + "x" + std::to_string(a->height));
+      clip.push_back(frame);
+    }
   }
   return a;
 }

@@ -5,6 +5,12 @@
 
 namespace talker::tts {
 
+std::string Engine::check(const VoiceOptions &voice) const {
+  if (voice.speed != 0 && (voice.speed < kMinSpeed || voice.speed > kMaxSpeed))
+    return "speed " + std::to_string(voice.speed) + " is outside 0.5-2";
+  return "";
+}
+
 std::unique_ptr<Engine> make_engine(const EngineSettings &settings) {
   if (settings.engine == "espeak") return make_espeak_engine(settings);
   if (settings.engine == "openai") return make_openai_engine(settings);

@@ -13,6 +13,17 @@ namespace talker::tts {
 // synthesized. Returning false asks the engine to stop early.
 using AudioSink = std::function<bool(const int16_t *samples, size_t count)>;
 
+// Changes to the engine's voice for one utterance (talker-server's per-request
+// `tts`). Empty and 0 keep the engine's settings.
+struct VoiceOptions {
+  std::string voice;  // the engine's voice name (espeak: a voice or language; openai: alloy…)
+  double speed = 0;   // pace as a factor of the engine's own: 0.5 half as fast, 2 twice
+  bool empty() const { return voice.empty() && speed == 0; }
+};
+
+// The speeds every engine that has one accepts.
+constexpr double kMinSpeed = 0.5, kMaxSpeed = 2.0;
+
 // A text-to-speech engine. synthesize() is called from one thread at a time;
 // cancel() may be called from any thread.
 class Engine {
@@ -22,7 +33,14 @@ class Engine {
   virtual const char *name() const = 0;
   // Speaks `text` into `sink`, returning when done or cancelled. Throws
   // talker::Error with the cause (HTTP status, connection, format) on failure.
-  virtual void synthesize(const std::string &text, const AudioSink &sink) = 0;
+  virtual void synthesize(const std::string &text, const VoiceOptions &voice,
+                          const AudioSink &sink) = 0;
+  void synthesize(const std::string &text, const AudioSink &sink) {
+    synthesize(text, VoiceOptions{}, sink);
+  }
+  // Why the engine cannot speak with `voice` (an unknown voice, no speed
+  // setting), or empty when it can. Any thread.
+  virtual std::string check(const VoiceOptions &voice) const;
   // Makes a synthesize() running on another thread return soon.
   virtual void cancel() = 0;
 };

@@ -2,6 +2,7 @@
 // The embedded engine: libespeak-ng, 22050 Hz, resampled to 16 kHz.
 #include <espeak-ng/speak_lib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <vector>
@@ -98,15 +99,33 @@ class EspeakEngine : public Engine {
 
   const char *name() const override { return "espeak"; }
 
-  void synthesize(const std::string &text, const AudioSink &sink) override {
+  std::string check(const VoiceOptions &voice) const override {
+    std::string why = Engine::check(voice);
+    if (!why.empty() || voice.voice.empty()) return why;
+    auto &st = espeak_state();
+    std::lock_guard<std::mutex> lock(st.lock);
+    // Selecting is the only test espeak has; the next call selects its own again.
+    const bool known = select_voice(voice.voice);
+    st.voice.clear();
+    return known ? ""
+                 : "espeak: unknown voice '" + voice.voice + "' (espeak-ng --voices lists them)";
+  }
+
+  void synthesize(const std::string &text, const VoiceOptions &options,
+                  const AudioSink &sink) override {
     auto &st = espeak_state();
     std::lock_guard<std::mutex> lock(st.lock);
     cancelled_ = false;
-    if (st.voice != voice_) {
-      if (!select_voice(voice_)) throw Error("espeak: unknown voice '" + voice_ + "'");
-      st.voice = voice_;
+    const std::string &voice = options.voice.empty() ? voice_ : options.voice;
+    if (st.voice != voice) {
+      if (!select_voice(voice)) throw Error("espeak: unknown voice '" + voice + "'");
+      st.voice = voice;
     }
-    espeak_SetParameter(espeakRATE, rate_, 0);
+    const int rate = options.speed > 0
+                         ? std::clamp(int(rate_ * options.speed + 0.5), int(espeakRATE_MINIMUM),
+                                      int(espeakRATE_MAXIMUM))
+                         : rate_;
+    espeak_SetParameter(espeakRATE, rate, 0);
     espeak_SetParameter(espeakPITCH, pitch_, 0);
     audio::Resampler resampler(st.sample_rate, 16000);
     SynthCall call{&resampler, &sink, &cancelled_};

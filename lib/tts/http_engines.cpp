@@ -33,11 +33,12 @@ class HttpEngine : public Engine {
 
   const char *name() const override { return name_; }
 
-  void synthesize(const std::string &text, const AudioSink &sink) override {
+  void synthesize(const std::string &text, const VoiceOptions &voice,
+                  const AudioSink &sink) override {
     PcmStreamDecoder decoder = make_decoder();
     std::vector<int16_t> pcm;
     bool stopped = false;
-    net::HttpRequest request = make_request(text);
+    net::HttpRequest request = make_request(text, voice);
     request.refuse_text = true;
     client_.send(request, [&](const uint8_t *data, size_t n) {
       pcm.clear();
@@ -54,7 +55,8 @@ class HttpEngine : public Engine {
   void cancel() override { client_.cancel(); }
 
  protected:
-  virtual net::HttpRequest make_request(const std::string &text) const = 0;
+  virtual net::HttpRequest make_request(const std::string &text,
+                                        const VoiceOptions &voice) const = 0;
   virtual PcmStreamDecoder make_decoder() const = 0;
 
   const char *name_;
@@ -70,7 +72,7 @@ class OpenAiEngine : public HttpEngine {
       : HttpEngine("openai", s, "https://api.openai.com") {}
 
  protected:
-  net::HttpRequest make_request(const std::string &text) const override {
+  net::HttpRequest make_request(const std::string &text, const VoiceOptions &voice) const override {
     net::HttpRequest r;
     // Base URLs are often given as the SDKs take them, ending in /v1.
     std::string base = settings_.server;
@@ -82,9 +84,12 @@ class OpenAiEngine : public HttpEngine {
     nlohmann::json body = {
         {"model", settings_.model.empty() ? "tts-1" : settings_.model},
         {"input", text},
-        {"voice", settings_.voice.empty() ? "alloy" : settings_.voice},
+        {"voice", !voice.voice.empty()      ? voice.voice
+                  : settings_.voice.empty() ? "alloy"
+                                            : settings_.voice},
         {"response_format", settings_.response_format == ResponseFormat::kPcm ? "pcm" : "wav"},
     };
+    if (voice.speed > 0) body["speed"] = voice.speed;  // OpenAI: 0.25-4
     r.content_type = "application/json";
     r.body = body.dump();
     return r;
@@ -110,7 +115,13 @@ class GptSovitsEngine : public HttpEngine {
   }
 
  protected:
-  net::HttpRequest make_request(const std::string &text) const override {
+  std::string check(const VoiceOptions &voice) const override {
+    if (!voice.voice.empty())
+      return "gpt-sovits: no named voices (its voice is the reference audio: refaudio)";
+    return HttpEngine::check(voice);
+  }
+
+  net::HttpRequest make_request(const std::string &text, const VoiceOptions &voice) const override {
     const std::string lang = settings_.language.empty() ? "auto" : settings_.language;
     nlohmann::json body = {
         {"text", text},
@@ -121,6 +132,7 @@ class GptSovitsEngine : public HttpEngine {
         {"media_type", "wav"},
         {"streaming_mode", true},
     };
+    if (voice.speed > 0) body["speed_factor"] = voice.speed;
     net::HttpRequest r;
     r.url = join_url(settings_.server, "/tts");
     r.content_type = "application/json";
@@ -147,12 +159,21 @@ class CosyVoiceEngine : public HttpEngine {
   }
 
  protected:
-  net::HttpRequest make_request(const std::string &text) const override {
+  std::string check(const VoiceOptions &voice) const override {
+    // Its FastAPI server takes no speed; a speaker id only without a reference.
+    if (voice.speed != 0) return "cosyvoice: its server has no speed setting";
+    if (!voice.voice.empty() && !prompt_wav_.empty())
+      return "cosyvoice: the reference audio is the voice here (refaudio), not a speaker id";
+    return HttpEngine::check(voice);
+  }
+
+  net::HttpRequest make_request(const std::string &text, const VoiceOptions &voice) const override {
     net::HttpRequest r;
     r.form_fields.emplace_back("tts_text", text);
     if (prompt_wav_.empty()) {
       r.url = join_url(settings_.server, "/inference_sft");
-      r.form_fields.emplace_back("spk_id", settings_.voice.empty() ? "中文女" : settings_.voice);
+      const std::string &speaker = voice.voice.empty() ? settings_.voice : voice.voice;
+      r.form_fields.emplace_back("spk_id", speaker.empty() ? "中文女" : speaker);
     } else {
       r.url = join_url(settings_.server, "/inference_zero_shot");
       r.form_fields.emplace_back("prompt_text", settings_.ref_text);

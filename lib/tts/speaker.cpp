@@ -25,9 +25,9 @@ void Speaker::start(std::unique_ptr<Engine> engine) {
     running_ = true;
     for (auto &held : held_) {
       if (held.audio)
-        queue_audio(std::move(held.audio), held.text, held.utterance);
+        queue_audio(std::move(held.audio), held.text, held.utterance, held.clip);
       else
-        queue_chunks(chunk_whole(held.text), held.utterance);
+        queue_chunks(chunk_whole(held.text), held.utterance, held.voice);
     }
     held_.clear();
   }
@@ -57,23 +57,26 @@ void Speaker::stop() {
   engine_.reset();
 }
 
-void Speaker::queue_chunks(std::vector<std::string> chunks, uint64_t utterance) {
+void Speaker::queue_chunks(std::vector<std::string> chunks, uint64_t utterance,
+                           const VoiceOptions &voice) {
   for (auto &text : chunks) {
     auto s = std::make_shared<Sentence>();
     s->id = next_sentence_++;
     s->utterance = utterance;
     s->text = std::move(text);
+    s->voice = voice;
     text_queue_.push_back(std::move(s));
   }
 }
 
 void Speaker::queue_audio(std::shared_ptr<const std::vector<int16_t>> audio,
-                          const std::string &label, uint64_t utterance) {
+                          const std::string &label, uint64_t utterance, const std::string &clip) {
   auto s = std::make_shared<Sentence>();
   s->id = next_sentence_++;
   s->utterance = utterance;
   s->text = label;
   s->audio = std::move(audio);
+  s->clip = clip;
   text_queue_.push_back(std::move(s));
 }
 
@@ -90,15 +93,15 @@ std::vector<std::string> Speaker::chunk_whole(const std::string &text) const {
   return chunks;
 }
 
-uint64_t Speaker::say(const std::string &text) {
+uint64_t Speaker::say(const std::string &text, const VoiceOptions &voice) {
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     id = next_utterance_++;
     if (running_)
-      queue_chunks(chunk_whole(text), id);
+      queue_chunks(chunk_whole(text), id, voice);
     else
-      held_.push_back({id, text, nullptr});
+      held_.push_back(Held{id, text, nullptr, voice, std::string()});
   }
   synth_cv_.notify_all();
   frame_cv_.notify_all();
@@ -114,20 +117,39 @@ uint64_t Speaker::say_audio(std::vector<int16_t> samples, const std::string &lab
     if (running_)
       queue_audio(std::move(audio), label, id);
     else
-      held_.push_back({id, label, std::move(audio)});
+      held_.push_back(Held{id, label, std::move(audio), VoiceOptions(), std::string()});
   }
   synth_cv_.notify_all();
   frame_cv_.notify_all();
   return id;
 }
 
-uint64_t Speaker::append_text(std::string_view text) {
+uint64_t Speaker::say_clip(std::vector<int16_t> samples, const std::string &clip) {
+  auto audio = std::make_shared<const std::vector<int16_t>>(std::move(samples));
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stream_utterance_ == 0) stream_utterance_ = next_utterance_++;
+    id = next_utterance_++;
+    if (running_)
+      queue_audio(std::move(audio), "", id, clip);
+    else
+      held_.push_back(Held{id, "", std::move(audio), VoiceOptions(), clip});
+  }
+  synth_cv_.notify_all();
+  frame_cv_.notify_all();
+  return id;
+}
+
+uint64_t Speaker::append_text(std::string_view text, const VoiceOptions &voice) {
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stream_utterance_ == 0) {
+      stream_utterance_ = next_utterance_++;
+      stream_voice_ = voice;
+    }
     id = stream_utterance_;
-    queue_chunks(stream_chunker_.push(text), id);
+    queue_chunks(stream_chunker_.push(text), id, stream_voice_);
   }
   synth_cv_.notify_all();
   return id;
@@ -136,7 +158,8 @@ uint64_t Speaker::append_text(std::string_view text) {
 void Speaker::end_text() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stream_utterance_ != 0) queue_chunks(stream_chunker_.flush(), stream_utterance_);
+    if (stream_utterance_ != 0)
+      queue_chunks(stream_chunker_.flush(), stream_utterance_, stream_voice_);
     stream_utterance_ = 0;
   }
   synth_cv_.notify_all();
@@ -159,6 +182,15 @@ void Speaker::interrupt() {
   if (engine) engine->cancel();
   synth_cv_.notify_all();
   frame_cv_.notify_all();
+}
+
+std::string Speaker::check(const VoiceOptions &voice) const {
+  std::shared_ptr<Engine> engine;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    engine = engine_;
+  }
+  return engine ? engine->check(voice) : "";
 }
 
 void Speaker::set_input_open(bool open) {
@@ -282,7 +314,7 @@ void Speaker::synthesis_loop() {
           entry->samples.assign(sentence->audio->begin(), sentence->audio->end());
         frame_cv_.notify_all();
       } else {
-        engine->synthesize(sentence->text, [&](const int16_t *samples, size_t n) {
+        engine->synthesize(sentence->text, sentence->voice, [&](const int16_t *samples, size_t n) {
           std::lock_guard<std::mutex> l(mutex_);
           if (generation != generation_ || stopping_) return false;
           entry->samples.insert(entry->samples.end(), samples, samples + n);

@@ -29,6 +29,8 @@ struct Sentence {
   std::string text;
   // say_audio(): the sentence's speech, given rather than synthesized.
   std::shared_ptr<const std::vector<int16_t>> audio;
+  VoiceOptions voice;  // this utterance's changes to the engine's voice
+  std::string clip;    // say_clip(): the action clip this audio belongs to
 };
 
 enum class SentenceEnd { kFinished, kInterrupted, kFailed };
@@ -75,15 +77,23 @@ class Speaker {
   // Stops the synthesis thread and drops all queued text and audio.
   void stop();
 
-  // A whole utterance: chunked, the last piece included. Returns its id.
-  uint64_t say(const std::string &text);
+  // A whole utterance: chunked, the last piece included, spoken with
+  // `voice` (empty: the engine's). Returns its id.
+  uint64_t say(const std::string &text, const VoiceOptions &voice = {});
   // Speech given as 16 kHz mono samples (an uploaded recording): played as
   // one sentence labelled `label`, in order with the text around it, and
   // interrupted like speech. Returns its utterance id.
   uint64_t say_audio(std::vector<int16_t> samples, const std::string &label);
+  // An action clip's audio (silence for as long as its frames when it has
+  // none): like say_audio, its sentence named `clip` so that the element can
+  // mark where the clip starts.
+  uint64_t say_clip(std::vector<int16_t> samples, const std::string &clip);
   // Streamed text (LLM tokens): chunks are queued as they complete; the rest
-  // waits for more text or end_text(). Returns the stream's utterance id.
-  uint64_t append_text(std::string_view text);
+  // waits for more text or end_text(). The stream's first call sets its
+  // voice. Returns the stream's utterance id.
+  uint64_t append_text(std::string_view text, const VoiceOptions &voice = {});
+  // Why the engine cannot speak with `voice`, or empty (also before start()).
+  std::string check(const VoiceOptions &voice) const;
   void end_text();
   // Drops queued text and unplayed audio at once; the sentence being played
   // ends in the next frame (SentenceEnd::kInterrupted).
@@ -115,9 +125,9 @@ class Speaker {
     bool done = false, failed = false, started = false;
   };
 
-  void queue_chunks(std::vector<std::string> chunks, uint64_t utterance);
+  void queue_chunks(std::vector<std::string> chunks, uint64_t utterance, const VoiceOptions &voice);
   void queue_audio(std::shared_ptr<const std::vector<int16_t>> audio, const std::string &label,
-                   uint64_t utterance);
+                   uint64_t utterance, const std::string &clip = "");
   std::vector<std::string> chunk_whole(const std::string &text) const;
   bool fill_frame(Frame &frame, bool live);  // false: nothing to play yet (rendering waits)
   bool idle_locked() const;
@@ -136,6 +146,8 @@ class Speaker {
     uint64_t utterance;
     std::string text;
     std::shared_ptr<const std::vector<int16_t>> audio;
+    VoiceOptions voice;
+    std::string clip;
   };
   std::vector<Held> held_;
   bool running_ = false;
@@ -144,6 +156,7 @@ class Speaker {
   std::shared_ptr<const Sentence> cut_;  // interrupted while playing: ends in the next frame
   text::SentenceChunker stream_chunker_;
   uint64_t stream_utterance_ = 0;
+  VoiceOptions stream_voice_;
   uint64_t next_sentence_ = 1, next_utterance_ = 1;
   uint64_t generation_ = 0;  // bumped by interrupt/stop: older synthesis results are dropped
   bool synthesizing_ = false, stopping_ = false, input_open_ = false, flushing_ = false;
