@@ -146,6 +146,24 @@ TEST_CASE("options: command line, config file with the same keys, errors that na
         "--tls-cert and --tls-key go together");
   CHECK(error_of({"--max-sessions", "3"}) == "--avatars DIR is required");
   CHECK(error_of({"--token"}) == "--token needs a value");
+  // Push, voices, avatar jobs.
+  CHECK(error_of({"--transport", "srt", "--avatars", "x"}) ==
+        "--transport: 'srt' is not webrtc, whip or rtmp");
+  CHECK(error_of({"--transport", "rtmp", "--avatars", "x"}) == "--transport rtmp needs --push-url");
+  CHECK(error_of({"--push-url", "rtmp://h/live/s", "--avatars", "x"}) ==
+        "--push-url needs --transport whip or rtmp");
+  CHECK(error_of({"--transport", "whip", "--push-url", "rtmp://h/live/s", "--avatars", "x"}) ==
+        "--push-url: a WHIP endpoint is an http:// or https:// URL");
+  CHECK(error_of({"--transport", "rtmp", "--push-url", "http://h/whip", "--avatars", "x"}) ==
+        "--push-url: an RTMP server is an rtmp:// or rtmps:// URL");
+  CHECK(error_of({"--transport", "rtmp", "--push-url", "rtmp://h/live/s{n}", "--avatars", "x"})
+            .empty());
+  CHECK(error_of({"--voices", "/nonexistent-voices", "--avatars", "x"}) ==
+        "--voices: /nonexistent-voices is not a folder");
+  CHECK(error_of({"--avatar-sources", "/nonexistent", "--avatars", "x"}) ==
+        "--avatar-sources: /nonexistent is not a folder");
+  CHECK(error_of({"--avatar-jobs", "17", "--avatars", "x"}).find("--avatar-jobs") == 0);
+  CHECK(error_of({"--avatar-jobs", "0", "--avatars", "x"}).empty());
   {
     std::ofstream f(path);
     f << "avatars = x\nbogus = 1\n";

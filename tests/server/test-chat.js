@@ -6,38 +6,9 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const http = require('http');
 const { serverAndPage, makeOffers, until } = require('./harness');
+const { llmStandIn } = require('./llm-standin');
 const { sleep } = require('./probes');
-
-function llmStandIn(t, replies) {
-  const seen = [];
-  const srv = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', async () => {
-      const record = { path: req.url, body: JSON.parse(body), closedEarly: false, auth: req.headers.authorization };
-      seen.push(record);
-      const reply = replies[Math.min(seen.length - 1, replies.length - 1)];
-      if (reply.status) { res.writeHead(reply.status, { 'Content-Type': 'application/json' }); res.end('{"error":{"message":"overloaded"}}'); return; }
-      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-      let done = false;
-      res.on('close', () => { if (!done) { record.closedEarly = true; record.closedAt = Date.now(); } });
-      await sleep(300);
-      for (const token of reply.tokens) {
-        if (res.destroyed) return;
-        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: token } }] })}\n\n`);
-        await sleep(1000 / 30);
-      }
-      done = true;
-      res.end('data: [DONE]\n\n');
-    });
-  });
-  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => {
-    t.after(() => srv.close());
-    resolve({ url: `http://127.0.0.1:${srv.address().port}/v1`, seen });
-  }));
-}
 
 const words = (text) => text.split(/(?<= )/);
 

@@ -9,7 +9,10 @@ const { startServer, serverAndPage, makeOffers, until } = require('./harness');
 const { sleep } = require('./probes');
 
 const routes = [['POST', '/offer'], ['POST', '/human'], ['POST', '/interrupt_talk'], ['POST', '/is_speaking'],
-  ['GET', '/sse?sessionid=1234567890'], ['GET', '/api/admin/sessions']];
+  ['GET', '/sse?sessionid=1234567890'], ['GET', '/api/admin/sessions'], ['POST', '/humanaudio'],
+  ['POST', '/record'], ['GET', '/record/1234567890'], ['POST', '/push'], ['POST', '/end_session'],
+  ['POST', '/api/avatar/task'], ['GET', '/api/avatar/tasks'], ['GET', '/api/avatar/task/0123456789abcdef'],
+  ['DELETE', '/api/avatar/task/0123456789abcdef'], ['POST', '/set_audiotype']];
 
 test('--token: every API route refuses a request without it', async (t) => {
   const server = await startServer(['--token', 's3cret-t0ken']);

@@ -3,7 +3,10 @@
 
 #include <malloc.h>
 #include <sys/random.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <functional>
@@ -78,6 +81,30 @@ bool parse_session_id(const json &j, std::uint64_t *id, std::string *why) {
   return false;
 }
 
+// /human's `tts`: {voice?, speed?}. Empty, or the message naming the field.
+std::string parse_voice(const json &t, talker::tts::VoiceOptions *voice) {
+  if (!t.is_object()) return "tts: must be an object {voice?, speed?}";
+  for (const auto &item : t.items())
+    if (item.key() != "voice" && item.key() != "speed")
+      return "tts: unknown key '" + item.key().substr(0, 32) + "' (voice, speed)";
+  if (t.contains("voice")) {
+    const json &v = t["voice"];
+    if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 64)
+      return "tts.voice: must be a voice name (1-64 bytes)";
+    for (unsigned char c : v.get<std::string>())
+      if (c < 0x20 || c == 0x7f) return "tts.voice: must be a voice name (no control characters)";
+    voice->voice = v.get<std::string>();
+  }
+  if (t.contains("speed")) {
+    if (!t["speed"].is_number()) return "tts.speed: must be a number";
+    const double speed = t["speed"].get<double>();
+    if (!(speed >= talker::tts::kMinSpeed && speed <= talker::tts::kMaxSpeed))
+      return "tts.speed: must be in 0.5..2";
+    voice->speed = speed;
+  }
+  return "";
+}
+
 bool parse_json(SoupServerMessage *msg, const std::string &body, json *out) {
   try {
     *out = json::parse(body);
@@ -94,7 +121,29 @@ bool parse_json(SoupServerMessage *msg, const std::string &body, json *out) {
 
 }  // namespace
 
-Api::Api(Options options) : options_(std::move(options)), alive_(std::make_shared<bool>(true)) {}
+namespace {
+
+// The talker-avatar beside this program (build/tools/, or the install's bin/).
+std::string builder_beside_me() {
+  char *exe = g_file_read_link("/proc/self/exe", nullptr);
+  std::string dir = ".";
+  if (exe) {
+    char *d = g_path_get_dirname(exe);
+    dir = d;
+    g_free(d);
+    g_free(exe);
+  }
+  return dir + "/talker-avatar";
+}
+
+}  // namespace
+
+Api::Api(Options options) : options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
+  if (options_.avatar_jobs > 0)
+    avatar_jobs_ = std::make_unique<AvatarJobs>(
+        options_.avatar_builder.empty() ? builder_beside_me() : options_.avatar_builder,
+        options_.vae, options_.avatars, options_.avatar_jobs);
+}
 
 Api::~Api() {
   shutdown();
@@ -173,7 +222,9 @@ void Api::on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHash
 }
 
 std::size_t Api::body_limit(const std::string &path) const {
-  return path == "/humanaudio" ? options_.max_upload : options_.max_body;
+  if (path == "/humanaudio") return options_.max_upload;
+  if (path == "/api/avatar/task") return options_.max_avatar_upload;
+  return options_.max_body;
 }
 
 void Api::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
@@ -209,7 +260,7 @@ void Api::add_cors(SoupServerMessage *msg) {
       soup_message_headers_replace(h, "Vary", "Origin");
       soup_message_headers_replace(h, "Access-Control-Allow-Headers",
                                    "Content-Type, Authorization");
-      soup_message_headers_replace(h, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      soup_message_headers_replace(h, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       return;
     }
 }
@@ -261,6 +312,7 @@ void Api::handle(SoupServerMessage *msg, const std::string &path) {
       {"/is_speaking", &Api::is_speaking},
       {"/push", &Api::push},
       {"/end_session", &Api::end_session_route},
+      {"/set_audiotype", &Api::set_audiotype},
   };
   if (auto it = posts.find(path); it != posts.end()) {
     if (method != "POST") return fail(msg, "method not allowed: POST " + path, 405);
@@ -270,6 +322,19 @@ void Api::handle(SoupServerMessage *msg, const std::string &path) {
     if (method != "GET" && method != "HEAD")
       return fail(msg, "method not allowed: GET " + path, 405);
     return recording_file(msg, path.substr(8));
+  }
+  if (path == "/api/avatar/task") {
+    if (method != "POST") return fail(msg, "method not allowed: POST " + path, 405);
+    return avatar_task_create(msg, body);
+  }
+  if (path == "/api/avatar/tasks") {
+    if (method != "GET") return fail(msg, "method not allowed: GET " + path, 405);
+    return avatar_tasks(msg);
+  }
+  if (path.rfind("/api/avatar/task/", 0) == 0) {
+    if (method != "GET" && method != "DELETE")
+      return fail(msg, "method not allowed: GET or DELETE " + path, 405);
+    return avatar_task(msg, method, path.substr(17));
   }
   if (path == "/sse" || path == "/api/admin/sessions") {
     if (method != "GET") return fail(msg, "method not allowed: GET " + path, 405);
@@ -329,14 +394,153 @@ std::shared_ptr<Session> Api::new_session(SoupServerMessage *msg, const json &j)
     fail(msg, "max sessions reached (" + std::to_string(options_.max_sessions) + ")");
     return nullptr;
   }
+  // A voice-cloning reference: a recording in --voices, by name (LiveTalking
+  // takes a path on the server here; we never do).
+  std::string ref_audio, ref_text;
+  if (j.contains("refaudio")) {
+    const std::string engine = options_.tts_engine;
+    if (engine != "gpt-sovits" && engine != "cosyvoice") {
+      fail(msg, "refaudio: the TTS engine '" + engine +
+                    "' does not clone voices (gpt-sovits and cosyvoice do)");
+      return nullptr;
+    }
+    if (options_.voices.empty()) {
+      fail(msg, "refaudio: this server has no --voices folder");
+      return nullptr;
+    }
+    const json &r = j["refaudio"];
+    const std::string ref = r.is_string() ? r.get<std::string>() : "";
+    if (ref.empty() || ref.size() > 64 || ref[0] == '.' ||
+        ref.find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") !=
+            std::string::npos) {
+      fail(msg, "refaudio: must be the name of a recording in the server's voices folder");
+      return nullptr;
+    }
+    ref_audio = options_.voices + "/" + ref;
+    if (!g_file_test(ref_audio.c_str(), G_FILE_TEST_IS_REGULAR)) {
+      fail(msg, "refaudio: no recording named '" + ref + "'");
+      return nullptr;
+    }
+    // What it says: reftext, else the transcript beside it (NAME.txt for NAME.wav).
+    if (j.contains("reftext")) {
+      if (!j["reftext"].is_string() || j["reftext"].get<std::string>().size() > 1000) {
+        fail(msg, "reftext: must be a string of at most 1000 bytes");
+        return nullptr;
+      }
+      ref_text = j["reftext"].get<std::string>();
+    } else {
+      const auto dot = ref_audio.rfind('.');
+      const std::string transcript =
+          (dot > ref_audio.rfind('/') ? ref_audio.substr(0, dot) : ref_audio) + ".txt";
+      gchar *contents = nullptr;
+      gsize size = 0;
+      if (g_file_get_contents(transcript.c_str(), &contents, &size, nullptr)) {
+        ref_text.assign(contents, size);
+        while (!ref_text.empty() && (ref_text.back() == '\n' || ref_text.back() == '\r'))
+          ref_text.pop_back();
+        g_free(contents);
+      }
+    }
+  } else if (j.contains("reftext")) {
+    fail(msg, "reftext: goes with refaudio");
+    return nullptr;
+  }
+  // LiveTalking's custom_config: [{audiotype, imgpath, audiopath?}]. The last
+  // part of imgpath names a clip in the avatar's actions/ (its audio is the
+  // clip's own): never a path of the client's.
+  std::map<std::string, std::string> clip_map;
+  if (j.contains("custom_config")) {
+    const json &c = j["custom_config"];
+    if (!c.is_array() || c.size() > 64) {
+      fail(msg, "custom_config: must be a list of {audiotype, imgpath}");
+      return nullptr;
+    }
+    for (const auto &entry : c) {
+      if (!entry.is_object() || !entry.contains("audiotype") || !entry.contains("imgpath") ||
+          !entry["imgpath"].is_string() ||
+          !(entry["audiotype"].is_number_integer() || entry["audiotype"].is_string())) {
+        fail(msg, "custom_config: each entry is {audiotype: number, imgpath: string}");
+        return nullptr;
+      }
+      std::string clip = entry["imgpath"].get<std::string>();
+      while (!clip.empty() && clip.back() == '/') clip.pop_back();
+      clip =
+          clip.substr(clip.find_last_of('/') == std::string::npos ? 0 : clip.find_last_of('/') + 1);
+      const std::string first = dir + "/actions/" + clip + "/frames/000000.png";
+      if (clip.empty() || clip[0] == '.' ||
+          clip.find_first_not_of(
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") !=
+              std::string::npos ||
+          !g_file_test(first.c_str(), G_FILE_TEST_IS_REGULAR)) {
+        fail(msg, "custom_config: the avatar '" + name + "' has no action clip '" +
+                      clip.substr(0, 64) + "' (actions/<name>/frames/ in its folder)");
+        return nullptr;
+      }
+      const json &type = entry["audiotype"];
+      clip_map[type.is_string() ? type.get<std::string>() : std::to_string(type.get<long>())] =
+          clip;
+    }
+  }
   const std::uint64_t id = new_session_id();
   std::weak_ptr<bool> alive = alive_;
-  return std::make_shared<Session>(id, options_, name, dir,
-                                   [this, id, alive](const SentenceEvent &e) {
-                                     on_main([this, id, alive, e] {
-                                       if (alive.lock() && *alive.lock()) publish(id, e);
-                                     });
-                                   });
+  auto session =
+      std::make_shared<Session>(id, options_, name, dir, [this, id, alive](const SentenceEvent &e) {
+        on_main([this, id, alive, e] {
+          if (alive.lock() && *alive.lock()) publish(id, e);
+        });
+      });
+  if (!ref_audio.empty()) session->set_reference(ref_audio, ref_text);
+  if (!clip_map.empty()) session->set_clip_map(std::move(clip_map));
+  return session;
+}
+
+void Api::set_audiotype(SoupServerMessage *msg, const std::string &body) {
+  json j;
+  auto s = session_for(msg, body, &j);
+  if (!s) return;
+  if (!j.contains("audiotype") ||
+      !(j["audiotype"].is_number_integer() || j["audiotype"].is_string()))
+    return fail(msg, "audiotype: missing (a number from custom_config, or a clip's name)");
+  const json &type = j["audiotype"];
+  const std::string key =
+      type.is_string() ? type.get<std::string>() : std::to_string(type.get<long>());
+  const std::string clip = s->clip_for(key);
+  if (clip.empty())
+    return fail(msg, "audiotype: no action clip for '" + key.substr(0, 64) +
+                         "' (custom_config in /offer maps numbers; the avatar's actions/ "
+                         "names clips)");
+  const bool interrupt =
+      j.contains("interrupt") &&
+      (j["interrupt"] == true || j["interrupt"] == 1 || j["interrupt"] == "true");
+  // The first time, the clip's audio is decoded: off the main thread.
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  std::weak_ptr<Session> weak = s;
+  std::thread([this, msg, weak, clip, interrupt] {
+    double seconds = 0;
+    std::string error;
+    if (auto s = weak.lock()) {
+      try {
+        if (interrupt) s->interrupt();
+        seconds = s->play_clip(clip);
+      } catch (const std::exception &e) {
+        error = e.what();
+      }
+    } else {
+      error = "sessionid: no such session";
+    }
+    on_main([msg, clip, seconds, error] {
+      if (error.empty())
+        respond_json(
+            msg,
+            json{{"code", 0}, {"msg", "ok"}, {"data", {{"clip", clip}, {"seconds", seconds}}}});
+      else
+        fail(msg, error);
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }).detach();
 }
 
 void Api::launch(SoupServerMessage *msg, std::shared_ptr<Session> session,
@@ -472,12 +676,18 @@ void Api::human(SoupServerMessage *msg, const std::string &body) {
   if (type != "echo" && type != "chat") return fail(msg, "type: must be \"echo\" or \"chat\"");
   const std::string text = j["text"].get<std::string>();
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) return fail(msg, "text: empty");
+  talker::tts::VoiceOptions voice;
+  if (j.contains("tts")) {
+    const std::string why = parse_voice(j["tts"], &voice);
+    if (!why.empty()) return fail(msg, why);
+    if (const std::string no = s->check_voice(voice); !no.empty()) return fail(msg, "tts: " + no);
+  }
   if (interrupt) s->interrupt();
   if (type == "chat") {
-    s->chat(text);
+    s->chat(text, voice);
     return respond_json(msg, json{{"code", 0}, {"msg", "ok"}});
   }
-  const guint64 utterance = s->say(text);
+  const guint64 utterance = s->say(text, voice);
   respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", {{"utterance", utterance}}}});
 }
 
@@ -772,6 +982,240 @@ gboolean Api::on_tick(gpointer data) {
         soup_server_message_unpause(m);
       }
   return G_SOURCE_CONTINUE;
+}
+
+}  // namespace talker::server
+
+namespace talker::server {
+namespace {
+
+bool is_name(const std::string &name) {
+  // A name, never a path: letters, digits, '_', '-', '.', not starting with '.'.
+  return !name.empty() && name.size() <= 64 && name[0] != '.' &&
+         name.find_first_not_of(
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") ==
+             std::string::npos;
+}
+
+json task_json(const AvatarTask &t) {
+  json j = {{"task_id", t.id},
+            {"name", t.name},
+            {"source", t.source},
+            {"state", t.state},
+            {"stage", t.stage},
+            {"done", t.done},
+            {"total", t.total},
+            {"progress", t.progress},
+            {"created", t.created_ms},
+            {"started", t.started_ms},
+            {"finished", t.finished_ms},
+            {"bbox_shift", t.bbox_shift},
+            {"extra_margin", t.extra_margin},
+            {"max_frames", t.max_frames}};
+  if (!t.error.empty()) j["error"] = t.error;
+  return j;
+}
+
+// An integer field, from JSON (a number) or a form (text); `out` keeps its
+// default when absent. Empty return: fine; else the client's message.
+std::string int_field(const json &fields, const char *key, long lo, long hi, long *out) {
+  if (!fields.contains(key)) return "";
+  const json &v = fields[key];
+  long value = 0;
+  if (v.is_number_integer()) {
+    value = v.get<long>();
+  } else if (v.is_string()) {
+    const std::string text = v.get<std::string>();
+    char *end = nullptr;
+    errno = 0;
+    value = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end || errno) return std::string(key) + ": must be an integer";
+  } else {
+    return std::string(key) + ": must be an integer";
+  }
+  if (value < lo || value > hi)
+    return std::string(key) + ": must be in " + std::to_string(lo) + ".." + std::to_string(hi);
+  *out = value;
+  return "";
+}
+
+}  // namespace
+
+void Api::avatar_task_create(SoupServerMessage *msg, const std::string &body) {
+  if (!avatar_jobs_) return fail(msg, "avatar jobs are off on this server (--avatar-jobs 0)");
+  if (options_.vae.empty())
+    return fail(msg, "avatar jobs need --vae on this server (the VAE the latents are made with)");
+  if (access(options_.avatars.c_str(), W_OK) != 0)
+    return fail(msg, "avatar jobs need a writable --avatars folder on this server");
+
+  // A form with the upload, or JSON naming a file in --avatar-sources.
+  json fields = json::object();
+  GBytes *upload = nullptr;
+  SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+  const char *type = soup_message_headers_get_content_type(h, nullptr);
+  if (type && g_ascii_strcasecmp(type, "multipart/form-data") == 0) {
+    GBytes *bytes = g_bytes_new_static(body.data(), body.size());
+    SoupMultipart *form = soup_multipart_new_from_message(h, bytes);
+    g_bytes_unref(bytes);
+    if (!form) return fail(msg, "body: not a readable multipart/form-data");
+    for (int i = 0; i < soup_multipart_get_length(form); ++i) {
+      SoupMessageHeaders *part_headers = nullptr;
+      GBytes *part = nullptr;
+      char *disposition = nullptr;
+      GHashTable *params = nullptr;
+      if (!soup_multipart_get_part(form, i, &part_headers, &part) ||
+          !soup_message_headers_get_content_disposition(part_headers, &disposition, &params))
+        continue;
+      const char *name = static_cast<const char *>(g_hash_table_lookup(params, "name"));
+      if (name && std::strcmp(name, "file") == 0) {
+        if (upload) g_bytes_unref(upload);
+        upload = g_bytes_ref(part);
+      } else if (name) {
+        gsize size = 0;
+        const char *data = static_cast<const char *>(g_bytes_get_data(part, &size));
+        if (size <= 1024) fields[name] = std::string(data ? data : "", size);
+      }
+      g_free(disposition);
+      g_hash_table_destroy(params);
+    }
+    // The parts point into the body, which outlives this function: copy the upload.
+    if (upload) {
+      GBytes *copy = g_bytes_new(g_bytes_get_data(upload, nullptr), g_bytes_get_size(upload));
+      g_bytes_unref(upload);
+      upload = copy;
+    }
+    soup_multipart_free(form);
+  } else if (!parse_json(msg, body, &fields)) {
+    return;
+  }
+  struct Unref {
+    GBytes *b;
+    ~Unref() {
+      if (b) g_bytes_unref(b);
+    }
+  } unref{upload};
+
+  AvatarTaskRequest request;
+  if (!fields.contains("name") || !fields["name"].is_string())
+    return fail(msg, "name: missing (the new avatar's name)");
+  request.name = fields["name"].get<std::string>();
+  if (!is_name(request.name))
+    return fail(msg, "name: '" + request.name.substr(0, 64) +
+                         "' is not an avatar name (letters, digits, _ - ., at most 64)");
+  if (g_file_test((options_.avatars + "/" + request.name).c_str(), G_FILE_TEST_EXISTS) ||
+      avatar_jobs_->pending_name(request.name))
+    return fail(msg, "name: an avatar named '" + request.name + "' exists or is being made");
+  long bbox_shift = 0, extra_margin = 10, max_frames = options_.avatar_max_frames;
+  for (auto why : {int_field(fields, "bbox_shift", -200, 200, &bbox_shift),
+                   int_field(fields, "extra_margin", 0, 200, &extra_margin),
+                   int_field(fields, "max_frames", 1, options_.avatar_max_frames, &max_frames)})
+    if (!why.empty()) return fail(msg, why);
+  request.bbox_shift = int(bbox_shift);
+  request.extra_margin = int(extra_margin);
+  request.max_frames = unsigned(max_frames);
+
+  const bool has_source = fields.contains("source");
+  if (upload && has_source) return fail(msg, "file, source: give one of them");
+  std::string field = "file";
+  if (has_source) {
+    field = "source";
+    if (options_.avatar_sources.empty())
+      return fail(msg, "source: this server has no --avatar-sources (upload a file instead)");
+    if (!fields["source"].is_string() || !is_name(fields["source"].get<std::string>()))
+      return fail(msg, "source: must be a file name in the server's sources folder");
+    request.source = fields["source"].get<std::string>();
+    request.input = options_.avatar_sources + "/" + request.source;
+    if (!g_file_test(request.input.c_str(), G_FILE_TEST_IS_REGULAR))
+      return fail(msg, "source: no file named '" + request.source + "'");
+  } else if (!upload) {
+    return fail(msg, "file: missing (upload a video or a photo, or name a source)");
+  } else if (g_bytes_get_size(upload) == 0) {
+    return fail(msg, "file: empty");
+  }
+
+  std::string work;
+  std::string id;
+  try {
+    id = avatar_jobs_->reserve(&work);
+  } catch (const std::exception &e) {
+    return fail(msg, std::string("avatar jobs: ") + e.what());
+  }
+  if (upload) {
+    request.source = "upload";
+    request.input = work + "/input";
+    GError *err = nullptr;
+    gsize size = 0;
+    const char *data = static_cast<const char *>(g_bytes_get_data(upload, &size));
+    if (!g_file_set_contents(request.input.c_str(), data, gssize(size), &err)) {
+      avatar_jobs_->release(id);
+      const std::string why = err ? err->message : "";
+      if (err) g_error_free(err);
+      return fail(msg, "file: cannot be stored: " + why);
+    }
+  }
+
+  // Reading the file's first frame takes a moment: off the main thread.
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  const std::string builder =
+      options_.avatar_builder.empty() ? builder_beside_me() : options_.avatar_builder;
+  std::thread([this, msg, id, request, builder, field] {
+    std::string info, error;
+    const bool ok = probe_media(builder, request.input, &info, &error);
+    on_main([this, msg, id, request, info, error, ok, field] {
+      if (!*alive_) {
+        fail(msg, "server shutting down");
+      } else if (!ok) {
+        avatar_jobs_->release(id);
+        fail(msg, field + ": " + error);
+      } else {
+        json media = json::parse(info, nullptr, false);
+        const int w = media.value("width", 0), h = media.value("height", 0);
+        if (w < 64 || h < 64 || w > 8192 || h > 8192) {
+          avatar_jobs_->release(id);
+          fail(msg, field + ": " + std::to_string(w) + "x" + std::to_string(h) +
+                        " is outside 64x64..8192x8192");
+        } else if (avatar_jobs_->pending_name(request.name)) {
+          avatar_jobs_->release(id);  // two requests for one name at once: the first wins
+          fail(msg, "name: an avatar named '" + request.name + "' exists or is being made");
+        } else {
+          avatar_jobs_->submit(id, request);
+          AvatarTask task;
+          avatar_jobs_->find(id, &task);
+          g_print("avatar task %s: %s from %s\n", id.c_str(), request.name.c_str(),
+                  request.source.c_str());
+          json data = task_json(task);
+          data["input"] = media;
+          respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", data}});
+        }
+      }
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }).detach();
+}
+
+void Api::avatar_tasks(SoupServerMessage *msg) {
+  if (!avatar_jobs_) return fail(msg, "avatar jobs are off on this server (--avatar-jobs 0)");
+  json tasks = json::array();
+  for (const auto &t : avatar_jobs_->list()) tasks.push_back(task_json(t));
+  respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", {{"tasks", tasks}}}});
+}
+
+void Api::avatar_task(SoupServerMessage *msg, const std::string &method, const std::string &id) {
+  if (!avatar_jobs_) return fail(msg, "avatar jobs are off on this server (--avatar-jobs 0)");
+  if (method == "DELETE") {
+    const std::string was = avatar_jobs_->remove(id);
+    if (was.empty()) return fail(msg, "task: no such task");
+    g_print("avatar task %s: %s\n", id.c_str(),
+            was == "queued" || was == "running" ? "cancelled" : "forgotten");
+    return respond_json(
+        msg,
+        json{{"code", 0}, {"msg", was == "queued" || was == "running" ? "cancelled" : "removed"}});
+  }
+  AvatarTask task;
+  if (!avatar_jobs_->find(id, &task)) return fail(msg, "task: no such task");
+  respond_json(msg, json{{"code", 0}, {"msg", "ok"}, {"data", task_json(task)}});
 }
 
 }  // namespace talker::server

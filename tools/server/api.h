@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 
+#include "tools/server/avatar_jobs.h"
 #include "tools/server/options.h"
 #include "tools/server/session.h"
 
@@ -43,6 +44,7 @@ class Api {
   void offer(SoupServerMessage *msg, const std::string &body);
   void push(SoupServerMessage *msg, const std::string &body);
   void end_session_route(SoupServerMessage *msg, const std::string &body);
+  void set_audiotype(SoupServerMessage *msg, const std::string &body);
   void human(SoupServerMessage *msg, const std::string &body);
   void humanaudio(SoupServerMessage *msg, const std::string &body);
   void interrupt_talk(SoupServerMessage *msg, const std::string &body);
@@ -51,6 +53,9 @@ class Api {
   void is_speaking(SoupServerMessage *msg, const std::string &body);
   void sse(SoupServerMessage *msg);
   void admin_sessions(SoupServerMessage *msg);
+  void avatar_task_create(SoupServerMessage *msg, const std::string &body);
+  void avatar_tasks(SoupServerMessage *msg);
+  void avatar_task(SoupServerMessage *msg, const std::string &method, const std::string &id);
 
   // A session for the request's `avatar` (or the default), or nullptr after
   // failing `msg` (bad avatar, full).
@@ -77,8 +82,9 @@ class Api {
   unsigned stopping_ = 0;  // pipelines being stopped on their threads
   std::map<std::uint64_t, std::set<SoupServerMessage *>> sse_clients_;
   std::set<std::uint64_t> issued_ids_;
-  std::set<unsigned> push_slots_;  // {n} of --push-url in use
-  std::shared_ptr<bool> alive_;    // for work that comes back after shutdown
+  std::set<unsigned> push_slots_;            // {n} of --push-url in use
+  std::unique_ptr<AvatarJobs> avatar_jobs_;  // null: --avatar-jobs 0
+  std::shared_ptr<bool> alive_;              // for work that comes back after shutdown
 };
 
 }  // namespace talker::server

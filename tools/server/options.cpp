@@ -83,6 +83,14 @@ const std::map<std::string, Setter> &setters() {
       {"peer-timeout", num(&Options::peer_timeout_s, 1, 3600)},
       {"connect-timeout", num(&Options::connect_timeout_s, 1, 3600)},
       {"record-dir", str(&Options::record_dir)},
+      {"avatar-jobs", uint(&Options::avatar_jobs, 0, 16)},
+      {"avatar-builder", str(&Options::avatar_builder)},
+      {"avatar-sources", str(&Options::avatar_sources)},
+      {"max-avatar-upload",
+       [](Options &o, const std::string &k, const std::string &v) {
+         o.max_avatar_upload = to_unsigned(k, v, 1024, 4095u * 1024 * 1024);
+       }},
+      {"avatar-max-frames", uint(&Options::avatar_max_frames, 1, 100000)},
       {"avatars", str(&Options::avatars)},
       {"default-avatar", str(&Options::default_avatar)},
       {"whisper-model", str(&Options::whisper_model)},
@@ -102,6 +110,7 @@ const std::map<std::string, Setter> &setters() {
       {"tts-ref-audio", str(&Options::tts_ref_audio)},
       {"tts-ref-text", str(&Options::tts_ref_text)},
       {"tts-api-key-env", str(&Options::tts_api_key_env)},
+      {"voices", str(&Options::voices)},
       {"llm-url", str(&Options::llm_url)},
       {"llm-model", str(&Options::llm_model)},
       {"llm-key-env", str(&Options::llm_key_env)},
@@ -209,6 +218,10 @@ Options parse_options(int argc, char **argv) {
   }
   if (!o.record_dir.empty() && !g_file_test(o.record_dir.c_str(), G_FILE_TEST_IS_DIR))
     throw UsageError("--record-dir: " + o.record_dir + " is not a folder");
+  if (!o.voices.empty() && !g_file_test(o.voices.c_str(), G_FILE_TEST_IS_DIR))
+    throw UsageError("--voices: " + o.voices + " is not a folder");
+  if (!o.avatar_sources.empty() && !g_file_test(o.avatar_sources.c_str(), G_FILE_TEST_IS_DIR))
+    throw UsageError("--avatar-sources: " + o.avatar_sources + " is not a folder");
   return o;
 }
 
@@ -231,6 +244,11 @@ Sessions
   --peer-timeout S          end a session S s after the browser stops sending RTCP (5)
   --connect-timeout S       end a session whose ICE/DTLS is not up within S s (30)
   --record-dir DIR          /record writes DIR/<sessionid>.mp4 (.webm for VP8); none: off
+Avatar jobs (POST /api/avatar/task builds an avatar into --avatars with talker-avatar)
+  --avatar-jobs N (1)       builds at once, the rest wait; 0: off
+  --avatar-sources DIR      videos/photos a task may name instead of uploading one
+  --max-avatar-upload BYTES (268435456)  --avatar-max-frames N (750)
+  --avatar-builder PATH     talker-avatar (default: the one beside talker-server)
 Avatars and models (talkinghead's properties of the same names)
   --avatars DIR             folder of avatar folders; clients name an avatar, never a path
   --default-avatar NAME     avatar when the offer names none (default)
@@ -240,6 +258,7 @@ Avatars and models (talkinghead's properties of the same names)
 Voice (talkertts's properties)
   --tts-engine espeak|openai|gpt-sovits|cosyvoice (espeak)  --tts-voice V  --tts-server URL
   --tts-model M  --tts-ref-audio F  --tts-ref-text T  --tts-api-key-env VAR
+  --voices DIR              reference recordings /offer's refaudio may name (gpt-sovits, cosyvoice)
 Conversation (/human type:chat)
   --llm-url URL             OpenAI-compatible base URL (http://127.0.0.1:11434/v1); none: chat is off
   --llm-model M  --llm-key-env VAR (the API key's environment variable)  --system-prompt TEXT

@@ -25,6 +25,11 @@ struct Options {
   double peer_timeout_s = 5;      // no RTCP from the browser for this long after connecting
   double connect_timeout_s = 30;  // ICE + DTLS must be up within this
   std::string record_dir;         // /record writes here; empty: recording is off
+  unsigned avatar_jobs = 1;       // avatar builds at once; 0: /api/avatar/task is off
+  std::string avatar_builder;     // talker-avatar; empty: the one beside talker-server
+  std::string avatar_sources;     // a folder of videos/photos tasks may name; empty: uploads only
+  std::size_t max_avatar_upload = 256 * 1024 * 1024;  // bytes, /api/avatar/task
+  unsigned avatar_max_frames = 750;                   // frames an avatar job reads at most
   // Avatars and models
   std::string avatars;  // folder of avatar folders
   std::string default_avatar = "default";
@@ -38,6 +43,7 @@ struct Options {
   // Voice
   std::string tts_engine = "espeak", tts_voice, tts_server, tts_model, tts_ref_audio, tts_ref_text;
   std::string tts_api_key_env;  // name of the environment variable holding the TTS API key
+  std::string voices;  // reference recordings /offer's refaudio names; empty: refaudio refused
   // Conversation (/human type:chat): an OpenAI-compatible server
   std::string llm_url, llm_model, llm_key_env, system_prompt;
   unsigned llm_max_turns = 8;

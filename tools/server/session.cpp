@@ -5,12 +5,15 @@
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
 #include "gst/common/sentence_meta.h"
 #include "gst/common/webrtc_peer.h"
+#include "tools/server/audio_upload.h"
 
 GST_DEBUG_CATEGORY_STATIC(talker_session_debug);
 #define GST_CAT_DEFAULT talker_session_debug
@@ -173,6 +176,10 @@ void Session::build(const OfferedCodecs *codecs) {
   vsync_ = by_name("vsync");
   async_ = by_name("async");
 
+  // A client's text never goes through the launch line: set as properties.
+  if (!ref_audio_.empty())
+    g_object_set(tts_.get(), "ref-audio", ref_audio_.c_str(), "ref-text", ref_text_.c_str(),
+                 nullptr);
   // The API key comes from the environment, never from a command line.
   if (!o.tts_api_key_env.empty())
     if (const char *key = g_getenv(o.tts_api_key_env.c_str()))
@@ -495,11 +502,116 @@ std::string Session::answer(const std::string &offer_text) {
   return out;
 }
 
-guint64 Session::say(const std::string &text) {
+namespace {
+
+// talkertts's voice structure: only what is set.
+GstStructure *voice_structure(const talker::tts::VoiceOptions &voice) {
+  GstStructure *s = gst_structure_new_empty("voice");
+  if (!voice.voice.empty())
+    gst_structure_set(s, "voice", G_TYPE_STRING, voice.voice.c_str(), nullptr);
+  if (voice.speed > 0) gst_structure_set(s, "speed", G_TYPE_DOUBLE, voice.speed, nullptr);
+  return s;
+}
+
+}  // namespace
+
+guint64 Session::say(const std::string &text, const talker::tts::VoiceOptions &voice) {
   touch();
   guint64 id = 0;
-  g_signal_emit_by_name(tts_.get(), "say", text.c_str(), &id);
+  if (voice.empty()) {
+    g_signal_emit_by_name(tts_.get(), "say", text.c_str(), &id);
+  } else {
+    GstStructure *s = voice_structure(voice);
+    g_signal_emit_by_name(tts_.get(), "say-with-voice", text.c_str(), s, &id);
+    gst_structure_free(s);
+  }
   return id;
+}
+
+std::string Session::check_voice(const talker::tts::VoiceOptions &voice) {
+  if (voice.empty()) return "";
+  GstStructure *s = voice_structure(voice);
+  gchar *why = nullptr;
+  g_signal_emit_by_name(tts_.get(), "check-voice", s, &why);
+  gst_structure_free(s);
+  std::string out = why ? why : "";
+  g_free(why);
+  return out;
+}
+
+void Session::set_clip_map(std::map<std::string, std::string> audiotype_to_clip) {
+  clip_map_ = std::move(audiotype_to_clip);
+}
+
+std::string Session::clip_for(const std::string &audiotype) const {
+  if (auto it = clip_map_.find(audiotype); it != clip_map_.end()) return it->second;
+  // A clip's own name (not a number: numbers go through custom_config).
+  if (audiotype.empty() || audiotype[0] == '.' ||
+      audiotype.find_first_not_of("0123456789") == std::string::npos ||
+      audiotype.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") != std::string::npos)
+    return "";
+  const std::string first = avatar_dir_ + "/actions/" + audiotype + "/frames/000000.png";
+  return g_file_test(first.c_str(), G_FILE_TEST_IS_REGULAR) ? audiotype : "";
+}
+
+double Session::play_clip(const std::string &name) {
+  touch();
+  std::vector<int16_t> samples;
+  GstClockTime duration = 0;
+  {
+    std::lock_guard<std::mutex> l(clip_lock_);
+    auto it = clip_audio_.find(name);
+    if (it == clip_audio_.end()) {
+      const std::string folder = avatar_dir_ + "/actions/" + name;
+      std::size_t frames = 0;
+      for (;; ++frames) {
+        char file[32];
+        std::snprintf(file, sizeof file, "/frames/%06zu.png", frames);
+        if (!g_file_test((folder + file).c_str(), G_FILE_TEST_IS_REGULAR)) break;
+      }
+      // Its audio: the first actions/<name>/audio.* (any format GStreamer decodes).
+      std::vector<int16_t> audio;
+      if (GDir *dir = g_dir_open(folder.c_str(), 0, nullptr)) {
+        std::string file;
+        while (const char *entry = g_dir_read_name(dir))
+          if (g_str_has_prefix(entry, "audio.") && (file.empty() || file > entry)) file = entry;
+        g_dir_close(dir);
+        if (!file.empty()) {
+          gchar *contents = nullptr;
+          gsize size = 0;
+          if (!g_file_get_contents((folder + "/" + file).c_str(), &contents, &size, nullptr))
+            throw SessionError("audiotype: cannot read the clip's " + file);
+          const std::string bytes(contents, size);
+          g_free(contents);
+          DecodeLimits limits;
+          limits.max_seconds = 600;
+          try {
+            audio = decode_audio_upload(bytes, limits);
+          } catch (const std::exception &e) {
+            throw SessionError("audiotype: the clip's " + file + ": " + e.what());
+          }
+        }
+      }
+      const GstClockTime length =
+          std::max(gst_util_uint64_scale_int(frames, GST_SECOND, 25),
+                   gst_util_uint64_scale_int(audio.size(), GST_SECOND, 16000));
+      it = clip_audio_.emplace(name, std::make_pair(std::move(audio), length)).first;
+    }
+    samples = it->second.first;
+    duration = it->second.second;
+  }
+  GBytes *bytes = g_bytes_new(samples.data(), samples.size() * sizeof(int16_t));
+  guint64 id = 0;
+  g_signal_emit_by_name(tts_.get(), "say-clip", bytes, name.c_str(), guint64(duration), &id);
+  g_bytes_unref(bytes);
+  if (!id) throw SessionError("audiotype: the clip '" + name + "' is empty");
+  return double(duration) / GST_SECOND;
+}
+
+void Session::set_reference(const std::string &ref_audio, const std::string &ref_text) {
+  ref_audio_ = ref_audio;
+  ref_text_ = ref_text;
 }
 
 guint64 Session::say_audio(std::vector<int16_t> samples) {
@@ -511,8 +623,12 @@ guint64 Session::say_audio(std::vector<int16_t> samples) {
   return id;
 }
 
-void Session::chat(const std::string &text) {
+void Session::chat(const std::string &text, const talker::tts::VoiceOptions &voice) {
   touch();
+  {
+    std::lock_guard<std::mutex> l(lock_);
+    chat_voice_ = voice;
+  }
   if (!conversation_) {
     ConversationSettings c;
     c.chat.base_url = options_.llm_url;
@@ -524,7 +640,15 @@ void Session::chat(const std::string &text) {
     c.system_prompt = options_.system_prompt;
     c.max_turns = options_.llm_max_turns;
     conversation_ = std::make_unique<Conversation>(
-        c, [this](const std::string &sentence) { say(sentence); },
+        c,
+        [this](const std::string &sentence) {
+          talker::tts::VoiceOptions voice;
+          {
+            std::lock_guard<std::mutex> l(lock_);
+            voice = chat_voice_;
+          }
+          say(sentence, voice);
+        },
         [this](const std::string &why) {
           g_printerr("session %" G_GUINT64_FORMAT ": LLM: %s\n", id_, why.c_str());
           SentenceEvent e;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "gst/common/gst_ptr.h"
 #include "gst/common/webrtc_peer.h"
+#include "lib/tts/engine.h"
 #include "tools/server/conversation.h"
 #include "tools/server/offer.h"
 #include "tools/server/options.h"
@@ -77,11 +79,27 @@ class Session {
   bool push() const { return out_ != nullptr; }
   const PushTarget &push_target() const { return push_; }
 
-  guint64 say(const std::string &text);
+  // `voice`: this utterance's TTS voice and speed (/human's tts); empty: the engine's.
+  guint64 say(const std::string &text, const talker::tts::VoiceOptions &voice = {});
+  // Why the session's TTS engine cannot speak with `voice`, or empty.
+  std::string check_voice(const talker::tts::VoiceOptions &voice);
+  // Before answer()/start_push(): the voice-cloning reference (a file the
+  // server resolved from /offer's refaudio, and what it says).
+  void set_reference(const std::string &ref_audio, const std::string &ref_text);
+
+  // Action clips (the avatar's actions/<name>/): /offer's custom_config maps
+  // LiveTalking's audiotype numbers to clip names.
+  void set_clip_map(std::map<std::string, std::string> audiotype_to_clip);
+  // The clip an audiotype (a mapped number or a clip name) names, or empty.
+  std::string clip_for(const std::string &audiotype) const;
+  // Plays clip `name` with its audio from the next free moment (after what
+  // is being said); returns its seconds. Blocking the first time (the
+  // audio is decoded); throws SessionError.
+  double play_clip(const std::string &name);
   // /humanaudio: 16 kHz mono samples, spoken like a sentence.
   guint64 say_audio(std::vector<int16_t> samples);
   // /human type:chat: the LLM's reply is spoken as it streams in.
-  void chat(const std::string &text);
+  void chat(const std::string &text, const talker::tts::VoiceOptions &voice = {});
   // Stops speech, and the LLM reply in flight.
   void interrupt();
   // /record: writes DIR/<id>.mp4 (H.264) or .webm (VP8) from the next key
@@ -134,8 +152,13 @@ class Session {
   std::mutex record_lock_;  // recorder_: /record and stop() come from different threads
   std::unique_ptr<Recorder> recorder_;
   std::atomic<bool> recording_{false};
-  std::unique_ptr<Conversation> conversation_;  // with --llm-url
-  std::mutex lock_;                             // error_
+  std::unique_ptr<Conversation> conversation_;   // with --llm-url
+  talker::tts::VoiceOptions chat_voice_;         // the reply's voice (lock_)
+  std::string ref_audio_, ref_text_;             // /offer's refaudio, reftext
+  std::map<std::string, std::string> clip_map_;  // custom_config: audiotype → clip
+  std::mutex clip_lock_;
+  std::map<std::string, std::pair<std::vector<int16_t>, GstClockTime>> clip_audio_;  // decoded
+  std::mutex lock_;                                                                  // error_
   std::string error_;
   bool stopped_ = false;
 };
