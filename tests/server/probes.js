@@ -38,6 +38,7 @@ function installAvProbe(page) {
       for (let i = 0; i < n; i++) {
         if (Math.abs(buf[i]) > 0.05) {
           if (quiet > rate * 0.3) window.avOnsets.push(t - (n - i) * 1000 / rate);
+          window.avLastLoud = t - (n - i) * 1000 / rate;
           quiet = 0;
         } else quiet++;
       }

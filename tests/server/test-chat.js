@@ -8,7 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { serverAndPage, makeOffers, until } = require('./harness');
 const { llmStandIn } = require('./llm-standin');
-const { sleep } = require('./probes');
+const { installAvProbe, distances, sleep } = require('./probes');
 
 const words = (text) => text.split(/(?<= )/);
 
@@ -41,6 +41,14 @@ test('chat: speech starts after the first sentence, Markdown never spoken, histo
   const s = await session(server, page);
   t.after(() => s.close());
   const latency = (await server.sessions())[0].latency_ms;
+  // What chromium plays: the idle face first, for reference.
+  await page.evaluate(() => {
+    document.querySelector('video').srcObject = new MediaStream(window.pcs[0].getReceivers().map((r) => r.track));
+  });
+  await installAvProbe(page);
+  const idleStart = await page.evaluate(() => performance.now());
+  await sleep(2000);
+  const idleEnd = await page.evaluate(() => performance.now());
 
   // 1. The reply is spoken as it streams.
   const asked = Date.now();
@@ -67,6 +75,7 @@ test('chat: speech starts after the first sentence, Markdown never spoken, histo
   assert.strictEqual(second.model, 'stand-in');
   assert.strictEqual(llm.seen[1].auth, undefined, 'no key in the environment: no Authorization');
   const cutAt = Date.now();
+  const cutInPage = await page.evaluate(() => performance.now());
   assert.strictEqual((await server.post('/interrupt_talk', { sessionid: s.id })).json.code, 0);
   assert.ok(await until(() => llm.seen[1].closedEarly, 2000), 'the LLM request was closed, not read to the end');
   console.log(`# interrupt: LLM connection closed ${llm.seen[1].closedAt - cutAt} ms after /interrupt_talk`);
@@ -74,6 +83,17 @@ test('chat: speech starts after the first sentence, Markdown never spoken, histo
     'silence within the latency');
   const ended = s.events.slice(before).filter((e) => e.status === 'end');
   assert.ok(ended.some((e) => e.reason === 'interrupted'), JSON.stringify(ended));
+  // At chromium: the last speech sample, and the last frame whose mouth is
+  // not an idle one, come one latency after the interrupt (the live path:
+  // what was in flight plays out), the face one batch and the transition later.
+  await sleep(1500);
+  const lastLoud = await page.evaluate(() => window.avLastLoud);
+  const moving = (await distances(page, idleStart, idleEnd)).filter((x) => x.d > 4);
+  const lastFace = moving.length ? moving[moving.length - 1].t : cutInPage;
+  console.log(`# interrupt at chromium: last speech ${(lastLoud - cutInPage).toFixed(0)} ms, ` +
+    `last non-idle mouth ${(lastFace - cutInPage).toFixed(0)} ms after /interrupt_talk (latency ${latency.toFixed(0)} ms)`);
+  assert.ok(lastLoud - cutInPage < latency + 400, 'silence within the latency (+ the browser\'s jitter buffer)');
+  assert.ok(lastFace - cutInPage < latency + 160 + 200 + 400, 'the idle face within the latency, a batch and the transition');
 
   // 3. A failing LLM: a warning on the event stream, the session goes on.
   const mark = s.events.length;
