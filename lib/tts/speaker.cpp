@@ -109,31 +109,24 @@ uint64_t Speaker::say(const std::string &text, const VoiceOptions &voice) {
 }
 
 uint64_t Speaker::say_audio(std::vector<int16_t> samples, const std::string &label) {
-  auto audio = std::make_shared<const std::vector<int16_t>>(std::move(samples));
-  uint64_t id;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    id = next_utterance_++;
-    if (running_)
-      queue_audio(std::move(audio), label, id);
-    else
-      held_.push_back(Held{id, label, std::move(audio), VoiceOptions(), std::string()});
-  }
-  synth_cv_.notify_all();
-  frame_cv_.notify_all();
-  return id;
+  return say_given(std::move(samples), label, "");
 }
 
 uint64_t Speaker::say_clip(std::vector<int16_t> samples, const std::string &clip) {
+  return say_given(std::move(samples), "", clip);
+}
+
+uint64_t Speaker::say_given(std::vector<int16_t> samples, const std::string &label,
+                            const std::string &clip) {
   auto audio = std::make_shared<const std::vector<int16_t>>(std::move(samples));
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     id = next_utterance_++;
     if (running_)
-      queue_audio(std::move(audio), "", id, clip);
+      queue_audio(std::move(audio), label, id, clip);
     else
-      held_.push_back(Held{id, "", std::move(audio), VoiceOptions(), clip});
+      held_.push_back(Held{id, label, std::move(audio), VoiceOptions(), clip});
   }
   synth_cv_.notify_all();
   frame_cv_.notify_all();

@@ -125,6 +125,9 @@ class Speaker {
     bool done = false, failed = false, started = false;
   };
 
+  // say_audio() and say_clip(): speech given as samples.
+  uint64_t say_given(std::vector<int16_t> samples, const std::string &label,
+                     const std::string &clip);
   void queue_chunks(std::vector<std::string> chunks, uint64_t utterance, const VoiceOptions &voice);
   void queue_audio(std::shared_ptr<const std::vector<int16_t>> audio, const std::string &label,
                    uint64_t utterance, const std::string &clip = "");

@@ -65,6 +65,17 @@ async function startServer(extra = [], { log = true } = {}) {
       try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
       return { status: r.status, json, text };
     },
+    // multipart/form-data: `fields` as text parts, `file` (bytes) as the part named file.
+    async postForm(route, fields, file, filename = 'upload.bin') {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
+      if (file) form.append('file', new Blob([file]), filename);
+      const r = await fetch(base + route, { method: 'POST', body: form });
+      const text = await r.text();
+      let json = null;
+      try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
+      return { status: r.status, json, text };
+    },
     async get(route, headers = {}) {
       const r = await fetch(base + route, { headers });
       const text = await r.text();

@@ -15,16 +15,7 @@ const { inbound } = require('./probes');
 
 const MEGAMIND = '/usr/share/doc/opencv-doc/examples/data/Megamind.avi';
 
-async function createTask(server, fields, file, filename = 'upload.bin') {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
-  if (file) form.append('file', new Blob([file]), filename);
-  const r = await fetch(server.base + '/api/avatar/task', { method: 'POST', body: form });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
-  return { status: r.status, json, text };
-}
+const createTask = (server, fields, file, filename) => server.postForm('/api/avatar/task', fields, file, filename);
 
 async function task(server, id) { return (await server.get(`/api/avatar/task/${id}`)).json; }
 

@@ -61,9 +61,13 @@ test('chat: speech starts after the first sentence, Markdown never spoken, histo
   assert.ok(streamingTakes > 3000 && firstStart < 300 + 500 + latency + 700, 'speech starts after the first sentence, not the whole reply');
   assert.ok(await until(() => s.events.some((e) => e.status === 'end' && e.text === 'The end is here.'), 30000),
     'the whole reply is spoken');
-  const spoken = s.events.filter((e) => e.status === 'start').map((e) => e.text);
+  // What was said has no Markdown or emoji; the subtitles keep the reply as written.
+  const starts = s.events.filter((e) => e.status === 'start');
+  const spoken = starts.map((e) => e.spoken || e.text), subtitles = starts.map((e) => e.text);
   for (const text of spoken) assert.ok(!/[*#`]|\u{1F389}/u.test(text), `no Markdown or emoji spoken: ${text}`);
   assert.strictEqual(spoken.join(' ').replace(/\s+/g, ' '), first.replace(/\*|🎉 /gu, '').replace(/\s+/g, ' ').trim());
+  assert.strictEqual(subtitles.join(' ').replace(/\s+/g, ' '), first.replace(/\s+/g, ' ').trim());
+  assert.ok(subtitles[0].startsWith('**Hello**') && subtitles.some((x) => x.includes('🎉')), subtitles.join(' | '));
 
   // 2. The next request carries the first turn; interrupt cuts it and closes the connection.
   const before = s.events.length;

@@ -36,16 +36,7 @@ function wav(seconds, rate, channels, at = bursts) {
   return Buffer.concat([h, data]);
 }
 
-async function upload(server, fields, file, filename = 'upload.wav') {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
-  if (file) form.append('file', new Blob([file]), filename);
-  const r = await fetch(server.base + '/humanaudio', { method: 'POST', body: form });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
-  return { status: r.status, json, text };
-}
+const upload = (server, fields, file, filename = 'upload.wav') => server.postForm('/humanaudio', fields, file, filename);
 
 test('/humanaudio: a WAV and an MP3 are heard with their rhythm, lips move; bad uploads refused', async (t) => {
   const { server, page } = await serverAndPage(t, ['--max-audio-seconds', '10', '--max-upload', String(1 << 20)]);

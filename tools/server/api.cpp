@@ -49,6 +49,26 @@ void fail(SoupServerMessage *msg, const std::string &why, unsigned status = 200)
   respond_json(msg, json{{"code", -1}, {"msg", why}}, status);
 }
 
+// Runs `work` on a thread of its own while `msg` waits (paused), then
+// answers with what it returned, or {code:-1, msg} with what it threw.
+void reply_later(SoupServerMessage *msg, std::function<json()> work) {
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  std::thread([msg, work = std::move(work)] {
+    json reply;
+    try {
+      reply = work();
+    } catch (const std::exception &e) {
+      reply = json{{"code", -1}, {"msg", e.what()}};
+    }
+    on_main([msg, reply] {
+      respond_json(msg, reply);
+      soup_server_message_unpause(msg);
+      g_object_unref(msg);
+    });
+  }).detach();
+}
+
 std::string body_of(SoupServerMessage *msg) {
   SoupMessageBody *body = soup_server_message_get_request_body(msg);
   GBytes *bytes = soup_message_body_flatten(body);
@@ -514,33 +534,14 @@ void Api::set_audiotype(SoupServerMessage *msg, const std::string &body) {
       j.contains("interrupt") &&
       (j["interrupt"] == true || j["interrupt"] == 1 || j["interrupt"] == "true");
   // The first time, the clip's audio is decoded: off the main thread.
-  soup_server_message_pause(msg);
-  g_object_ref(msg);
   std::weak_ptr<Session> weak = s;
-  std::thread([this, msg, weak, clip, interrupt] {
-    double seconds = 0;
-    std::string error;
-    if (auto s = weak.lock()) {
-      try {
-        if (interrupt) s->interrupt();
-        seconds = s->play_clip(clip);
-      } catch (const std::exception &e) {
-        error = e.what();
-      }
-    } else {
-      error = "sessionid: no such session";
-    }
-    on_main([msg, clip, seconds, error] {
-      if (error.empty())
-        respond_json(
-            msg,
-            json{{"code", 0}, {"msg", "ok"}, {"data", {{"clip", clip}, {"seconds", seconds}}}});
-      else
-        fail(msg, error);
-      soup_server_message_unpause(msg);
-      g_object_unref(msg);
-    });
-  }).detach();
+  reply_later(msg, [weak, clip, interrupt] {
+    auto s = weak.lock();
+    if (!s) throw SessionError("sessionid: no such session");
+    if (interrupt) s->interrupt();
+    const double seconds = s->play_clip(clip);
+    return json{{"code", 0}, {"msg", "ok"}, {"data", {{"clip", clip}, {"seconds", seconds}}}};
+  });
 }
 
 void Api::launch(SoupServerMessage *msg, std::shared_ptr<Session> session,
@@ -777,30 +778,19 @@ void Api::record(SoupServerMessage *msg, const std::string &body) {
   if (type != "start_record" && type != "end_record")
     return fail(msg, "type: must be \"start_record\" or \"end_record\"");
   // Adding or finishing the file's branch waits on the streaming threads.
-  soup_server_message_pause(msg);
-  g_object_ref(msg);
-  std::thread([this, msg, s, type] {
-    std::string error;
+  reply_later(msg, [this, s, type] {
     try {
       if (type == "start_record")
         s->start_recording(options_.record_dir);
       else
         s->stop_recording();
     } catch (const std::exception &e) {
-      error = e.what();
+      throw SessionError(std::string("record: ") + e.what());
     }
-    on_main([msg, error, id = s->id(), type] {
-      if (error.empty()) {
-        g_print("session %llu: %s\n", (unsigned long long)id,
-                type == "start_record" ? "recording" : "recording ended");
-        respond_json(msg, json{{"code", 0}, {"msg", "ok"}});
-      } else {
-        fail(msg, "record: " + error);
-      }
-      soup_server_message_unpause(msg);
-      g_object_unref(msg);
-    });
-  }).detach();
+    g_print("session %llu: %s\n", (unsigned long long)s->id(),
+            type == "start_record" ? "recording" : "recording ended");
+    return json{{"code", 0}, {"msg", "ok"}};
+  });
 }
 
 void Api::recording_file(SoupServerMessage *msg, const std::string &id_text) {
@@ -899,6 +889,7 @@ void Api::publish(std::uint64_t id, const SentenceEvent &e) {
   if (it == sse_clients_.end()) return;
   json data{{"status", e.state}, {"text", e.text}, {"sentence", e.id}};
   if (!e.reason.empty()) data["reason"] = e.reason;
+  if (!e.spoken.empty()) data["spoken"] = e.spoken;
   const std::string chunk = "data: " + data.dump() + "\n\n";
   for (SoupServerMessage *m : it->second) {
     soup_message_body_append(soup_server_message_get_response_body(m), SOUP_MEMORY_COPY,

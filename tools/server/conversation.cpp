@@ -6,8 +6,7 @@
 
 namespace talker::server {
 
-Conversation::Conversation(ConversationSettings settings,
-                           std::function<void(const std::string &)> speak,
+Conversation::Conversation(ConversationSettings settings, Speak speak,
                            std::function<void(const std::string &)> warn)
     : settings_(std::move(settings)), speak_(std::move(speak)), warn_(std::move(warn)) {}
 
@@ -50,7 +49,7 @@ void Conversation::ask(const std::string &text) {
       if (stopped_) return false;
       for (const auto &c : chunks) {
         const std::string words = talker::text::speakable(c);
-        if (!words.empty()) speak_(words);
+        if (!words.empty()) speak_(words, c);
       }
       return true;
     };

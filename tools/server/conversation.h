@@ -25,8 +25,11 @@ struct ConversationSettings {
 
 class Conversation {
  public:
-  // `speak` queues a sentence for speech; `warn` reports an LLM failure.
-  Conversation(ConversationSettings settings, std::function<void(const std::string &)> speak,
+  // `speak` queues a sentence for speech: the words to say (Markdown and
+  // emoji left out) and the reply's text as written, for the subtitles.
+  // `warn` reports an LLM failure.
+  using Speak = std::function<void(const std::string &words, const std::string &written)>;
+  Conversation(ConversationSettings settings, Speak speak,
                std::function<void(const std::string &)> warn);
   ~Conversation();
   // Starts answering `text` (cancelling a reply in flight).
@@ -37,7 +40,8 @@ class Conversation {
  private:
   void join();
   const ConversationSettings settings_;
-  const std::function<void(const std::string &)> speak_, warn_;
+  const Speak speak_;
+  const std::function<void(const std::string &)> warn_;
   // history_, client_, stopped_; held while a sentence is handed to speech,
   // so that nothing of a cancelled reply is spoken after cancel() returns.
   std::mutex lock_;

@@ -287,6 +287,20 @@ void Session::on_sentence_meta(GstBuffer *buffer, const GstSegment &segment) {
     ev.state = meta->state == TALKER_SENTENCE_START ? "start" : "end";
     ev.text = meta->text ? meta->text : "";
     ev.id = meta->id;
+    {
+      // A chat reply's subtitle is its text as written (Markdown, emoji).
+      std::lock_guard<std::mutex> l(lock_);
+      auto w = written_.find(meta->utterance);
+      if (w != written_.end()) {
+        if (w->second.second == 0 && meta->state == TALKER_SENTENCE_START)
+          w->second.second = meta->id;
+        if (w->second.second == meta->id) {
+          ev.spoken = ev.text;
+          ev.text = w->second.first;
+          if (meta->state == TALKER_SENTENCE_END) written_.erase(w);
+        }
+      }
+    }
     if (meta->state == TALKER_SENTENCE_END)
       ev.reason = talker_sentence_end_reason_name(meta->reason);
     const GstClockTime due =
@@ -641,13 +655,16 @@ void Session::chat(const std::string &text, const talker::tts::VoiceOptions &voi
     c.max_turns = options_.llm_max_turns;
     conversation_ = std::make_unique<Conversation>(
         c,
-        [this](const std::string &sentence) {
+        [this](const std::string &words, const std::string &written) {
           talker::tts::VoiceOptions voice;
           {
             std::lock_guard<std::mutex> l(lock_);
             voice = chat_voice_;
           }
-          say(sentence, voice);
+          // Its audio starts after synthesis: the text is in place by then.
+          const guint64 utterance = say(words, voice);
+          std::lock_guard<std::mutex> l(lock_);
+          if (utterance && written != words) written_[utterance] = {written, 0};
         },
         [this](const std::string &why) {
           g_printerr("session %" G_GUINT64_FORMAT ": LLM: %s\n", id_, why.c_str());
@@ -662,6 +679,12 @@ void Session::chat(const std::string &text, const talker::tts::VoiceOptions &voi
 
 void Session::interrupt() {
   touch();
+  {
+    // Reply sentences that never started never will.
+    std::lock_guard<std::mutex> l(lock_);
+    for (auto w = written_.begin(); w != written_.end();)
+      w = w->second.second == 0 ? written_.erase(w) : std::next(w);
+  }
   // The reply first, so that none of it is queued after the speech stops.
   if (conversation_) conversation_->cancel();
   g_signal_emit_by_name(tts_.get(), "interrupt");

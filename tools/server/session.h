@@ -43,6 +43,7 @@ struct SessionInfo {
 // A subtitle event at playback time: state "start" or "end".
 struct SentenceEvent {
   std::string state, text, reason;
+  std::string spoken;  // what was said, when the subtitle (text) is written otherwise
   guint64 id = 0;
 };
 
@@ -152,8 +153,11 @@ class Session {
   std::mutex record_lock_;  // recorder_: /record and stop() come from different threads
   std::unique_ptr<Recorder> recorder_;
   std::atomic<bool> recording_{false};
-  std::unique_ptr<Conversation> conversation_;   // with --llm-url
-  talker::tts::VoiceOptions chat_voice_;         // the reply's voice (lock_)
+  std::unique_ptr<Conversation> conversation_;  // with --llm-url
+  talker::tts::VoiceOptions chat_voice_;        // the reply's voice (lock_)
+  // A chat reply's text as written, by utterance, for the subtitles of its
+  // first sentence (id 0 until it starts); lock_.
+  std::map<guint64, std::pair<std::string, guint64>> written_;
   std::string ref_audio_, ref_text_;             // /offer's refaudio, reftext
   std::map<std::string, std::string> clip_map_;  // custom_config: audiotype → clip
   std::mutex clip_lock_;
