@@ -169,6 +169,14 @@ gboolean StageGate::event(GstPad *pad, GstObject *parent, GstEvent *event) {
   return ok || sticky;
 }
 
+// A copy of each of upstream's sticky events (stream-start, caps, segment),
+// sent to the stage's pad in order.
+static gboolean resend_sticky(GstPad *, GstEvent **event, gpointer target) {
+  if (GST_EVENT_TYPE(*event) != GST_EVENT_EOS)
+    gst_pad_send_event(GST_PAD(target), gst_event_ref(*event));
+  return TRUE;
+}
+
 void StageGate::open() {
   generation_.fetch_add(1);
   open_.store(true);
@@ -201,6 +209,21 @@ GstFlowReturn StageGate::chain(GstPad *pad, GstObject *parent, GstBuffer *buffer
       }
       state->keyframe_seen_in = generation;
     }
+  }
+  // A stage pad without caps would refuse the buffer, and upstream, which
+  // took its caps event as delivered (event() never reports a refusal),
+  // would not send it again: that track then never reaches the stage (seen
+  // in CI: a WHIP receiver with video and no audio at all). Give the stage
+  // the stream's sticky events again first.
+  if (GstPad *target = gst_ghost_pad_get_target(GST_GHOST_PAD(pad))) {
+    if (!gst_pad_has_current_caps(target)) {
+      if (GstPad *upstream = gst_pad_get_peer(pad)) {
+        GST_INFO_OBJECT(pad, "the stage has no caps yet: sending the stream's events again");
+        gst_pad_sticky_events_foreach(upstream, resend_sticky, target);
+        gst_object_unref(upstream);
+      }
+    }
+    gst_object_unref(target);
   }
   gate->passed_bytes_.fetch_add(gst_buffer_get_size(buffer));
   const GstFlowReturn ret = gst_proxy_pad_chain_default(pad, parent, buffer);

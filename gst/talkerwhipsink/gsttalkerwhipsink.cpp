@@ -125,7 +125,6 @@ class WhipOutput : public talker::gst::ReconnectingOutput {
   std::shared_ptr<talker::net::WhipClient> client_;
   std::vector<talker::net::IceServer> learned_servers_;  // from Link headers, for the next session
   talker::gst::PeerRtcpWatch peer_;
-  unsigned stages_without_caps_ = 0;  // stages rebuilt in a row because a track's caps were missing
   // For the stats' bitrate: bytes and time at the previous read.
   std::mutex stats_lock_;
   guint64 prev_bytes_ = 0, prev_ms_ = 0;
@@ -249,20 +248,10 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
   const bool caps_known = wait_until([&] { return peer_.read_own_ssrcs(webrtc); }, Ms(2000));
   if (stopping() || failed()) return end;
   peer_.read_own_ssrcs(webrtc);
-  if (!caps_known && stages_without_caps_ < 2) {
-    // Seen rarely in CI: one track's caps (and then its media) never reached
-    // this stage while the other's did, and the receiver got no audio at
-    // all. A fresh stage links the tracks again, before anything is sent.
-    ++stages_without_caps_;
-    GST_WARNING_OBJECT(bin_, "a track's caps did not reach webrtcbin within 2 s: new stage");
-    end.reason = "a track's caps did not reach webrtcbin within 2 s";
-    return end;
-  }
   if (!caps_known)
     // The offer then names no SSRC or stream id; receivers put such tracks
     // in one default stream, so they stay in sync.
     GST_WARNING_OBJECT(bin_, "no caps reached webrtcbin within 2 s: offering without SSRCs");
-  stages_without_caps_ = 0;
 
   GstPromise *promise = gst_promise_new();
   g_signal_emit_by_name(webrtc, "create-offer", nullptr, promise);
