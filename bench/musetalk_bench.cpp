@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Full-size MuseTalk v1.5 UNet + sd-vae-ft-mse decoder (random weights):
-// milliseconds per frame at several batch sizes.
+// Full-size MuseTalk v1.5 UNet + sd-vae-ft-mse or TAESD decoder (random
+// weights): milliseconds per frame at several batch sizes.
 //   musetalk_bench [--device cpu|cuda] [--dtype float32|float16] [--batches 1,4,8,16] [--reps N]
+//                  [--decoder sd-vae|taesd]
 #include <torch/torch.h>
 
 #include <chrono>
@@ -14,7 +15,8 @@ using namespace talker;
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char **argv) {
-  std::string device_name = "cpu", dtype_name = "float32", batches_arg = "1,4,8,16";
+  std::string device_name = "cpu", dtype_name = "float32", batches_arg = "1,4,8,16",
+              decoder = "sd-vae";
   int reps = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
@@ -26,6 +28,8 @@ int main(int argc, char **argv) {
       batches_arg = v;
     else if (k == "--reps")
       reps = std::stoi(v);
+    else if (k == "--decoder")
+      decoder = v;
   }
   torch::Device device(device_name);
   auto dtype = dtype_name == "float16" ? torch::kHalf : torch::kFloat;
@@ -38,11 +42,17 @@ int main(int argc, char **argv) {
   nn::MuseTalkModel m;
   m.unet =
       nn::UNet2DConditionModel(nn::UNetConfig::from_json_file(configs + "musetalk-v15-unet.json"));
-  m.vae = nn::AutoencoderKL(nn::VAEConfig::from_json_file(configs + "sd-vae-ft-mse.json"));
   m.unet->eval();
-  m.vae->eval();
   m.unet->to(device, dtype);
-  m.vae->to(device, dtype);
+  if (decoder == "taesd") {
+    m.taesd = nn::TaesdDecoder();
+    m.taesd->eval();
+    m.taesd->to(device, dtype);
+  } else {
+    m.vae = nn::AutoencoderKL(nn::VAEConfig::from_json_file(configs + "sd-vae-ft-mse.json"));
+    m.vae->eval();
+    m.vae->to(device, dtype);
+  }
   m.unet->prepare();
   m.device = device;
   m.dtype = dtype;
@@ -51,10 +61,10 @@ int main(int argc, char **argv) {
     if (device.is_cuda()) torch::cuda::synchronize();
 #endif
   };
-  std::printf(
-      "MuseTalk v1.5 UNet + sd-vae-ft-mse decoder, random weights, %s %s, %d torch threads\n",
-      device.str().c_str(), dtype_name.c_str(), torch::get_num_threads());
-  std::printf("%6s %12s %12s %12s %10s\n", "batch", "UNet ms/fr", "VAE ms/fr", "total ms/fr",
+  std::printf("MuseTalk v1.5 UNet + %s decoder, random weights, %s %s, %d torch threads\n",
+              decoder == "taesd" ? "TAESD" : "sd-vae-ft-mse", device.str().c_str(),
+              dtype_name.c_str(), torch::get_num_threads());
+  std::printf("%6s %12s %12s %12s %10s\n", "batch", "UNet ms/fr", "dec. ms/fr", "total ms/fr",
               "fps");
   // Warm-up (allocator, kernels).
   m.generate(torch::randn({1, 8, 32, 32}), torch::randn({1, 50, 384}));
@@ -69,7 +79,8 @@ int main(int argc, char **argv) {
       auto pred = m.unet(latents, ctx);
       sync();
       auto t1 = Clock::now();
-      auto faces = nn::musetalk_decode_to_bgr(m.vae, pred);
+      auto faces = m.taesd ? nn::musetalk_decode_to_bgr(m.taesd, pred)
+                           : nn::musetalk_decode_to_bgr(m.vae, pred);
       sync();
       auto t2 = Clock::now();
       unet_s += std::chrono::duration<double>(t1 - t0).count();

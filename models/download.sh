@@ -7,6 +7,9 @@
 #   models/whisper/tiny.pt                               openai whisper-tiny
 #   models/whisper/config.json, pytorch_model.bin, preprocessor_config.json
 #                                                        transformers openai/whisper-tiny
+#   models/taesd/config.json, diffusion_pytorch_model.safetensors
+#                                                        madebyollin/taesd (with --taesd:
+#                                                        musetalklipsync decoder=taesd)
 #
 # Files already present are kept. HF_ENDPOINT selects a Hugging Face mirror
 # (e.g. HF_ENDPOINT=https://hf-mirror.com). About 4.2 GB in all (v1.5).
@@ -16,10 +19,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 dest="${TALKER_MODELS_DIR:-$here}"
 hf="${HF_ENDPOINT:-https://huggingface.co}"
 with_v1=0
+with_taesd=0
 for arg in "$@"; do
   case "$arg" in
     --v1) with_v1=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --taesd) with_taesd=1 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "download.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -56,6 +61,10 @@ hf_get TMElyralab/MuseTalk musetalkV15/musetalk.json "$dest/musetalkV15/musetalk
 if [ "$with_v1" = 1 ]; then
   hf_get TMElyralab/MuseTalk musetalk/pytorch_model.bin "$dest/musetalk/pytorch_model.bin"
   hf_get TMElyralab/MuseTalk musetalk/musetalk.json     "$dest/musetalk/musetalk.json"
+fi
+if [ "$with_taesd" = 1 ]; then
+  hf_get madebyollin/taesd config.json                         "$dest/taesd/config.json"
+  hf_get madebyollin/taesd diffusion_pytorch_model.safetensors "$dest/taesd/diffusion_pytorch_model.safetensors"
 fi
 hf_get stabilityai/sd-vae-ft-mse config.json                 "$dest/sd-vae/config.json"
 hf_get stabilityai/sd-vae-ft-mse diffusion_pytorch_model.bin "$dest/sd-vae/diffusion_pytorch_model.bin"

@@ -162,6 +162,36 @@ TEST_CASE("GAP features give idle frames without inference, speech frames the mo
   }
 }
 
+TEST_CASE("decoder=taesd: the faces TAESD decodes from the UNet's latents") {
+  for (const char *weights : {"taesd", "taesd/taesd_decoder.pth"}) {
+    INFO(weights);
+    Harness h("musetalklipsync avatar=" + make_avatar() + " unet=" + golden("unet_small/unet.pth") +
+              " unet-config=" + golden("unet_small/config.json") + " vae=" + golden(weights) +
+              " decoder=taesd batch-size=3");
+    gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+    auto chunks = e2e("ex").at("whisper_chunks");
+    for (int t = 0; t < 3; ++t)
+      REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], t * kFrame, false)) == GST_FLOW_OK);
+    REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+    // The library with the same decoder; TAESD itself is checked against
+    // diffusers in test_musetalk.
+    auto model = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"),
+                                   golden(weights), torch::kCPU, torch::kFloat, "taesd");
+    auto latents = e2e("in").at("latent_model_input");
+    auto expected = model.generate(latents.slice(0, 0, 3), chunks.slice(0, 0, 3));
+    auto sd_vae = nn::load_musetalk(golden("unet_small/unet.pth"), golden("unet_small/config.json"),
+                                    golden("vae_small"))
+                      .generate(latents.slice(0, 0, 3), chunks.slice(0, 0, 3));
+    for (int t = 0; t < 3; ++t) {
+      GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+      REQUIRE(b);
+      CHECK(torch::equal(pixels(b.get()), expected[t]));
+      // Not the SD-VAE's faces: the property chose the decoder.
+      CHECK_FALSE(torch::equal(pixels(b.get()), sd_vae[t]));
+    }
+  }
+}
+
 TEST_CASE("latency: the batch plus measured inference") {
   Harness h(lipsync_args(4));
   gst_harness_set_src_caps_str(h.h, kFeatureCaps);
@@ -222,6 +252,10 @@ TEST_CASE("bad configuration gives an error on the bus naming the problem") {
            " vae=" + golden("vae_small"),
        "musetalk.json"},
       {"avatar=" + avatar + models + " dtype=float16", "CUDA"},
+      {"avatar=" + avatar + models + " decoder=taesd", "not a TAESD decoder"},
+      {"avatar=" + avatar + " unet=" + golden("unet_small/unet.pth") +
+           " unet-config=" + golden("unet_small/config.json") + " vae=" + golden("taesd"),
+       "set decoder=taesd"},
   };
   for (const auto &c : cases) {
     GError *err = nullptr;

@@ -164,6 +164,9 @@ TEST_CASE("options: command line, config file with the same keys, errors that na
         "--avatar-sources: /nonexistent is not a folder");
   CHECK(error_of({"--avatar-jobs", "17", "--avatars", "x"}).find("--avatar-jobs") == 0);
   CHECK(error_of({"--avatar-jobs", "0", "--avatars", "x"}).empty());
+  CHECK(error_of({"--decoder", "vqgan", "--avatars", "x"}) ==
+        "--decoder: 'vqgan' is not sd-vae or taesd");
+  CHECK(error_of({"--decoder", "taesd", "--avatars", "x"}).empty());
   {
     std::ofstream f(path);
     f << "avatars = x\nbogus = 1\n";

@@ -43,12 +43,14 @@ using talker::avatar::AvatarLatents;
 namespace {
 
 enum class DType { Float32, Float16 };
+enum class Decoder { SdVae, Taesd };
 
 struct Settings {
   std::string avatar, unet, unet_config, vae;
   guint batch_size = 4;
   std::string device = "cpu";
   DType dtype = DType::Float32;
+  Decoder decoder = Decoder::SdVae;
   bool qos = true;
   guint inference_latency_ms = 0;  // 0: measured when the models load
 };
@@ -139,6 +141,7 @@ enum {
   PROP_BATCH_SIZE,
   PROP_DEVICE,
   PROP_DTYPE,
+  PROP_DECODER,
   PROP_QOS,
   PROP_INFERENCE_LATENCY_MS,
   PROP_STATS,
@@ -152,6 +155,18 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS,
     GST_STATIC_CAPS("video/x-raw, format=(string)BGR, width=(int)[8, 4096], height=(int)[8, 4096], "
                     "framerate=(fraction)[1/1, 120/1]"));
+
+#define GST_TYPE_MUSETALK_DECODER (musetalk_decoder_get_type())
+static GType musetalk_decoder_get_type() {
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+      {int(Decoder::SdVae), "SD-VAE (sd-vae-ft-mse), MuseTalk's own", "sd-vae"},
+      {int(Decoder::Taesd), "TAESD (AutoencoderTiny): ~18x fewer FLOPs, softer detail", "taesd"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type))
+    g_once_init_leave(&type, g_enum_register_static("GstMuseTalkDecoder", values));
+  return type;
+}
 
 #define GST_TYPE_MUSETALK_DTYPE (musetalk_dtype_get_type())
 static GType musetalk_dtype_get_type() {
@@ -200,13 +215,14 @@ static bool load(GstMuseTalkLipSync *self) {
   try {
     const torch::Device device = nn::usable_device(s.device);
     const auto dtype = s.dtype == DType::Float16 ? torch::kHalf : torch::kFloat;
+    const std::string decoder = s.decoder == Decoder::Taesd ? "taesd" : "sd-vae";
     std::string key = s.unet + "|" + s.unet_config + "|" + s.vae + "|" + device.str() + "|" +
-                      std::to_string(int(s.dtype));
+                      std::to_string(int(s.dtype)) + "|" + decoder;
     st.model = model_cache().get(key, [&] {
       GST_INFO_OBJECT(self, "loading %s + %s on %s", s.unet.c_str(), s.vae.c_str(),
                       device.str().c_str());
       return std::make_shared<nn::MuseTalkModel>(
-          nn::load_musetalk(s.unet, s.unet_config, s.vae, device, dtype));
+          nn::load_musetalk(s.unet, s.unet_config, s.vae, device, dtype, decoder));
     });
     st.avatar =
         avatar_cache().get(s.avatar, [&] { return talker::avatar::load_avatar_latents(s.avatar); });
@@ -888,6 +904,9 @@ static void lipsync_set_property(GObject *object, guint id, const GValue *value,
     case PROP_DTYPE:
       s.dtype = DType(g_value_get_enum(value));
       break;
+    case PROP_DECODER:
+      s.decoder = Decoder(g_value_get_enum(value));
+      break;
     case PROP_QOS:
       s.qos = g_value_get_boolean(value);
       break;
@@ -941,6 +960,9 @@ static void lipsync_get_property(GObject *object, guint id, GValue *value, GPara
     case PROP_DTYPE:
       g_value_set_enum(value, int(s.dtype));
       break;
+    case PROP_DECODER:
+      g_value_set_enum(value, int(s.decoder));
+      break;
     case PROP_QOS:
       g_value_set_boolean(value, s.qos);
       break;
@@ -984,8 +1006,9 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
   g_object_class_install_property(
       gobject_class, PROP_VAE,
       g_param_spec_string("vae", "VAE",
-                          "VAE model folder (sd-vae-ft-mse: config.json + "
-                          "diffusion_pytorch_model.bin/.safetensors)",
+                          "The latent decoder's weights: the VAE folder (sd-vae-ft-mse: "
+                          "config.json + diffusion_pytorch_model.bin/.safetensors), or with "
+                          "decoder=taesd a TAESD AutoencoderTiny folder or taesd_decoder.pth",
                           "", flags));
   g_object_class_install_property(
       gobject_class, PROP_BATCH_SIZE,
@@ -1001,6 +1024,13 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
       gobject_class, PROP_DTYPE,
       g_param_spec_enum("dtype", "Data type", "Model precision; float16 needs a CUDA device",
                         GST_TYPE_MUSETALK_DTYPE, int(DType::Float32), flags));
+  g_object_class_install_property(
+      gobject_class, PROP_DECODER,
+      g_param_spec_enum("decoder", "Decoder",
+                        "What turns the UNet's latents into faces: sd-vae (MuseTalk's, ~622 GFLOP "
+                        "a 256x256 face) or taesd (~35 GFLOP; softer fine detail, may flicker); "
+                        "vae names its weights",
+                        GST_TYPE_MUSETALK_DECODER, int(Decoder::SdVae), flags));
   g_object_class_install_property(
       gobject_class, PROP_QOS,
       g_param_spec_boolean(

@@ -54,6 +54,7 @@ const Proxy kProxies[] = {
     {"vae", kLipSync, "vae"},
     {"batch-size", kLipSync, "batch-size"},
     {"dtype", kLipSync, "dtype"},
+    {"decoder", kLipSync, "decoder"},
     {"qos", kWhisper | kLipSync, "qos",
      "Live: keep time when the models cannot keep up. whisperfeat sends frames it can no longer "
      "encode in time without features; musetalklipsync skips the models for frames that cannot "

@@ -42,6 +42,12 @@ torch::Tensor musetalk_decode_to_bgr(AutoencoderKL &vae, const torch::Tensor &la
   return (image * 255).round().to(torch::kByte).flip(3).contiguous();
 }
 
+torch::Tensor musetalk_decode_to_bgr(TaesdDecoder &taesd, const torch::Tensor &latents) {
+  auto image = taesd->forward(latents);
+  image = (image / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).to(torch::kCPU, torch::kFloat);
+  return (image * 255).round().to(torch::kByte).flip(3).contiguous();
+}
+
 torch::Tensor musetalk_face_latents(AutoencoderKL &vae, const torch::Tensor &face_bgr) {
   const torch::Tensor p = vae->encoder->conv_in->weight;
   auto prep = [&](bool mask) {
@@ -56,18 +62,29 @@ torch::Tensor MuseTalkModel::generate(const torch::Tensor &latents, const torch:
   torch::InferenceMode guard;
   auto context = musetalk_positional_encoding(features.to(device, torch::kFloat)).to(dtype);
   auto pred = unet(latents.to(device, dtype), context);
-  return musetalk_decode_to_bgr(vae, pred);
+  return taesd ? musetalk_decode_to_bgr(taesd, pred) : musetalk_decode_to_bgr(vae, pred);
 }
 
 MuseTalkModel load_musetalk(const std::string &unet_path, const std::string &unet_config,
                             const std::string &vae_path, const torch::Device &device,
-                            torch::ScalarType dtype) {
+                            torch::ScalarType dtype, const std::string &decoder) {
+  if (decoder != "sd-vae" && decoder != "taesd")
+    throw Error("decoder '" + decoder + "': sd-vae or taesd");
+  if (decoder == "taesd" && !is_taesd(vae_path))
+    throw Error(vae_path +
+                ": not a TAESD decoder (an AutoencoderTiny folder or taesd_decoder.pth) "
+                "as decoder=taesd needs");
+  if (decoder == "sd-vae" && is_taesd(vae_path))
+    throw Error(vae_path + ": a TAESD decoder: set decoder=taesd to use it");
   if (dtype == torch::kHalf && !device.is_cuda())
     throw Error(
         "float16 inference needs a CUDA device (CPU half convolutions are missing or slow)");
   MuseTalkModel m;
   m.unet = load_unet(unet_path, unet_config, device, dtype);
-  m.vae = load_vae(vae_path, device, dtype);
+  if (decoder == "taesd")
+    m.taesd = load_taesd_decoder(vae_path, device, dtype);
+  else
+    m.vae = load_vae(vae_path, device, dtype);
   m.device = device;
   m.dtype = dtype;
   return m;

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "lib/nn/taesd.h"
 #include "lib/nn/unet.h"
 #include "lib/nn/vae.h"
 
@@ -24,6 +25,8 @@ torch::Tensor musetalk_preprocess_face(const torch::Tensor &face_bgr, bool half_
 // MuseTalk's VAE.decode_latents: (1/scaling) * latents → decode → (x/2+0.5)
 // clamped → ×255 rounded → uint8 NHWC, RGB→BGR. Returns [B, H, W, 3] on CPU.
 torch::Tensor musetalk_decode_to_bgr(AutoencoderKL &vae, const torch::Tensor &latents);
+// The same with TAESD's decoder, which takes the UNet's latents as they are.
+torch::Tensor musetalk_decode_to_bgr(TaesdDecoder &taesd, const torch::Tensor &latents);
 
 // get_latents_for_unet with the posterior mean (deterministic): [1, 8, h, w] =
 // masked-lower-half latents ‖ full-face latents, both scaled.
@@ -33,6 +36,7 @@ torch::Tensor musetalk_face_latents(AutoencoderKL &vae, const torch::Tensor &fac
 struct MuseTalkModel {
   UNet2DConditionModel unet{nullptr};
   AutoencoderKL vae{nullptr};
+  TaesdDecoder taesd{nullptr};  // decoder=taesd: decodes instead of the VAE
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat;
 
@@ -41,8 +45,12 @@ struct MuseTalkModel {
   torch::Tensor generate(const torch::Tensor &latents, const torch::Tensor &features);
 };
 
+// `decoder`: "sd-vae" (vae_path is sd-vae-ft-mse) or "taesd" (vae_path is a
+// TAESD AutoencoderTiny folder or taesd_decoder.pth). A path of the other
+// kind is refused with a message saying so.
 MuseTalkModel load_musetalk(const std::string &unet_path, const std::string &unet_config,
                             const std::string &vae_path, const torch::Device &device = torch::kCPU,
-                            torch::ScalarType dtype = torch::kFloat);
+                            torch::ScalarType dtype = torch::kFloat,
+                            const std::string &decoder = "sd-vae");
 
 }  // namespace talker::nn

@@ -66,7 +66,16 @@ torch::Tensor TaesdDecoderImpl::forward(const torch::Tensor &latents) {
 }
 
 bool is_taesd(const std::string &path) {
-  if (is_file(path)) return path.find("taesd") != std::string::npos && !is_dir(path);
+  if (is_file(path)) {
+    // taesd_decoder.pth (any name): taesd.py's Sequential, "1.weight" its first conv.
+    try {
+      const auto w = load_weights(path);
+      return w.tensors.count("1.weight") && w.tensors.at("1.weight").dim() == 4 &&
+             w.tensors.at("1.weight").size(1) == 4;
+    } catch (const std::exception &) {
+      return false;
+    }
+  }
   const std::string config = path + "/config.json";
   std::ifstream in(config);
   if (!in) return false;

@@ -99,6 +99,12 @@ const std::map<std::string, Setter> &setters() {
       {"vae", str(&Options::vae)},
       {"device", str(&Options::device)},
       {"dtype", str(&Options::dtype)},
+      {"decoder",
+       [](Options &o, const std::string &k, const std::string &v) {
+         if (v != "sd-vae" && v != "taesd")
+           throw UsageError("--" + k + ": '" + v + "' is not sd-vae or taesd");
+         o.decoder = v;
+       }},
       {"batch-size", uint(&Options::batch_size, 1, 64)},
       {"encoder-latency-ms", integer(&Options::encoder_latency_ms, 0, 60000)},
       {"inference-latency-ms", integer(&Options::inference_latency_ms, 0, 60000)},
@@ -253,7 +259,7 @@ Avatars and models (talkinghead's properties of the same names)
   --avatars DIR             folder of avatar folders; clients name an avatar, never a path
   --default-avatar NAME     avatar when the offer names none (default)
   --whisper-model F  --unet F  --unet-config F  --vae DIR
-  --device cpu|cuda  --dtype D  --batch-size N
+  --device cpu|cuda  --dtype D  --batch-size N  --decoder sd-vae|taesd (--vae names its weights)
   --encoder-latency-ms MS  --inference-latency-ms MS  --transition-ms MS (200)
 Voice (talkertts's properties)
   --tts-engine espeak|openai|gpt-sovits|cosyvoice (espeak)  --tts-voice V  --tts-server URL

@@ -36,6 +36,7 @@ struct Options {
   std::string whisper_model, unet, unet_config, vae;
   std::string device = "cpu";
   std::string dtype;              // musetalklipsync's dtype; empty: its default
+  std::string decoder;            // musetalklipsync's decoder (sd-vae, taesd); empty: its default
   unsigned batch_size = 0;        // 0: the element's default
   int encoder_latency_ms = -1;    // -1: the element's default
   int inference_latency_ms = -1;  // -1: the element's default

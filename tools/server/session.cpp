@@ -105,6 +105,7 @@ std::string Session::source_description() const {
   if (!o.unet_config.empty()) head += " unet-config=" + quoted(o.unet_config);
   if (!o.vae.empty()) head += " vae=" + quoted(o.vae);
   if (!o.dtype.empty()) head += " dtype=" + quoted(o.dtype);
+  if (!o.decoder.empty()) head += " decoder=" + o.decoder;
   if (o.batch_size) head += " batch-size=" + std::to_string(o.batch_size);
   if (o.encoder_latency_ms >= 0)
     head += " encoder-latency-ms=" + std::to_string(o.encoder_latency_ms);
