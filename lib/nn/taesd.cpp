@@ -3,9 +3,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sys/stat.h>
 
 #include "lib/common/error.h"
 #include "lib/nn/weights.h"
@@ -13,22 +13,12 @@
 namespace talker::nn {
 namespace {
 
-namespace F = torch::nn::functional;
+namespace fs = std::filesystem;
 
 constexpr int64_t kChannels = 64;
 
 torch::nn::Conv2d conv3x3(int64_t in, int64_t out, bool bias = true) {
   return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1).bias(bias));
-}
-
-bool is_dir(const std::string &p) {
-  struct stat st {};
-  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string &p) {
-  struct stat st {};
-  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 }  // namespace
@@ -66,7 +56,7 @@ torch::Tensor TaesdDecoderImpl::forward(const torch::Tensor &latents) {
 }
 
 bool is_taesd(const std::string &path) {
-  if (is_file(path)) {
+  if (fs::is_regular_file(path)) {
     // taesd_decoder.pth (any name): taesd.py's Sequential, "1.weight" its first conv.
     try {
       const auto w = load_weights(path);
@@ -87,7 +77,7 @@ TaesdDecoder load_taesd_decoder(const std::string &path, const torch::Device &de
                                 torch::ScalarType dtype) {
   std::string weights;
   bool single_file = false;
-  if (is_dir(path)) {
+  if (fs::is_directory(path)) {
     const std::string config = path + "/config.json";
     std::ifstream in(config);
     if (!in) throw Error(path + ": no config.json in this AutoencoderTiny folder");
@@ -103,7 +93,7 @@ TaesdDecoder load_taesd_decoder(const std::string &path, const torch::Device &de
                   ": only TAESD's SD 1.x layout is supported (64 channels, blocks "
                   "3,3,3,1, relu, 4 latent channels)");
     for (const char *name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"})
-      if (is_file(path + "/" + name)) {
+      if (fs::is_regular_file(path + "/" + name)) {
         weights = path + "/" + name;
         break;
       }
