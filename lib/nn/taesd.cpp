@@ -92,13 +92,7 @@ TaesdDecoder load_taesd_decoder(const std::string &path, const torch::Device &de
       throw Error(config +
                   ": only TAESD's SD 1.x layout is supported (64 channels, blocks "
                   "3,3,3,1, relu, 4 latent channels)");
-    for (const char *name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"})
-      if (fs::is_regular_file(path + "/" + name)) {
-        weights = path + "/" + name;
-        break;
-      }
-    if (weights.empty())
-      throw Error(path + ": no diffusion_pytorch_model.safetensors or .bin in this folder");
+    weights = diffusers_weights_file(path);
   } else {
     weights = path;
     single_file = true;

@@ -174,13 +174,7 @@ AutoencoderKL load_vae(const std::string &path, const torch::Device &device,
   std::string weights, config;
   if (is_dir(path)) {
     config = path + "/config.json";
-    for (const char *name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"})
-      if (is_file(path + "/" + name)) {
-        weights = path + "/" + name;
-        break;
-      }
-    if (weights.empty())
-      throw Error(path + ": no diffusion_pytorch_model.safetensors or .bin in this VAE folder");
+    weights = diffusers_weights_file(path);
   } else {
     weights = path;
     auto slash = path.rfind('/');

@@ -2,6 +2,7 @@
 #include "lib/nn/weights.h"
 
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstring>
@@ -194,6 +195,15 @@ Weights load_safetensors(const std::string &path) {
     w.tensors[name] = view_bytes(file, data_start + begin, shape, type->second);
   }
   return w;
+}
+
+std::string diffusers_weights_file(const std::string &folder) {
+  for (const char *name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"}) {
+    const std::string file = folder + "/" + name;
+    struct stat st {};
+    if (stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return file;
+  }
+  throw Error(folder + ": no diffusion_pytorch_model.safetensors or .bin in this model folder");
 }
 
 Weights load_weights(const std::string &path) {

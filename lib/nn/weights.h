@@ -27,6 +27,9 @@ struct Weights {
 // "model_state_dict", "model" or "module". Throws talker::Error naming the
 // file and the problem.
 Weights load_weights(const std::string &path);
+// The weights file of a diffusers model folder: diffusion_pytorch_model.safetensors,
+// else .bin. Throws talker::Error naming the folder when it has neither.
+std::string diffusers_weights_file(const std::string &folder);
 Weights load_torch_checkpoint(const std::string &path);
 // Any torch.save file (a list of tensors, say): `root` holds what was saved,
 // `tensors` stays empty.
