@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <thread>
 
 #include "gst/common/face_meta.h"
 #include "gst/common/gst_ptr.h"
@@ -189,6 +190,140 @@ TEST_CASE("decoder=taesd: the faces TAESD decodes from the UNet's latents") {
       // Not the SD-VAE's faces: the property chose the decoder.
       CHECK_FALSE(torch::equal(pixels(b.get()), sd_vae[t]));
     }
+  }
+}
+
+namespace {
+
+// One session of the cross-session tests: which frames are silent (GAP),
+// where its features start in the e2e chunks, when it joins (after
+// `start_ms`), and after how many outputs it leaves (torn down mid-stream,
+// frames still queued or in inference; -1: it plays to EOS).
+struct SessionPlan {
+  std::vector<bool> gap;
+  int feature_offset = 0;
+  int start_ms = 0;
+  int leave_after = -1;
+};
+
+struct SessionResult {
+  std::vector<torch::Tensor> faces;  // undefined for idle frames
+  std::vector<GstClockTime> pts;
+  guint64 merged_runs = 0;
+};
+
+SessionResult run_session(const SessionPlan &plan, const std::string &props) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(plan.start_ms));
+  Harness h(lipsync_args(2) + " " + props);
+  gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+  auto chunks = e2e("ex").at("whisper_chunks");
+  const int n = int(plan.gap.size());
+  const int pushed = plan.leave_after < 0 ? n : std::min(n, plan.leave_after + 3);
+  for (int t = 0; t < pushed; ++t)
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[(plan.feature_offset + t) % chunks.size(0)],
+                                                 t * kFrame, plan.gap[t])) == GST_FLOW_OK);
+  if (plan.leave_after < 0) REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+  SessionResult r;
+  const int outputs = plan.leave_after < 0 ? n : plan.leave_after;
+  for (int t = 0; t < outputs; ++t) {
+    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    REQUIRE(b);
+    r.pts.push_back(GST_BUFFER_PTS(b.get()));
+    const bool idle = GST_BUFFER_FLAG_IS_SET(b.get(), GST_BUFFER_FLAG_GAP);
+    CHECK(idle == plan.gap[t]);
+    r.faces.push_back(idle ? torch::Tensor() : pixels(b.get()));
+  }
+  GstStructure *stats = nullptr;
+  g_object_get(gst_harness_find_element(h.h, "musetalklipsync"), "stats", &stats, nullptr);
+  REQUIRE(stats);
+  gst_structure_get_uint64(stats, "shared-merged-runs", &r.merged_runs);
+  gst_structure_free(stats);
+  return r;  // the harness is torn down here: leaving, maybe mid-inference
+}
+
+std::vector<SessionPlan> mixed_sessions() {
+  auto pattern = [](int n, std::initializer_list<int> gaps) {
+    std::vector<bool> g(n, false);
+    for (int i : gaps) g[i] = true;
+    return g;
+  };
+  return {
+      {pattern(12, {0, 5, 6}), 0, 0, -1}, {pattern(10, {3}), 7, 0, -1},
+      {pattern(12, {1, 2, 9}), 13, 0, 5},  // leaves after 5 outputs
+      {pattern(8, {4}), 21, 1500, -1},     // joins while the others run
+      {pattern(9, {0, 8}), 30, 3000, -1},
+  };
+}
+
+// Runs every plan, all at once (each session on its own thread) or one after
+// another.
+std::vector<SessionResult> run_sessions(const std::vector<SessionPlan> &plans,
+                                        const std::string &props, bool together) {
+  std::vector<SessionResult> results(plans.size());
+  if (!together) {
+    for (size_t i = 0; i < plans.size(); ++i) {
+      SessionPlan alone = plans[i];
+      alone.start_ms = 0;
+      results[i] = run_session(alone, props);
+    }
+    return results;
+  }
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < plans.size(); ++i)
+    threads.emplace_back([&, i] { results[i] = run_session(plans[i], props); });
+  for (auto &t : threads) t.join();
+  return results;
+}
+
+void compare_sessions(const std::vector<SessionResult> &shared,
+                      const std::vector<SessionResult> &solo, bool exact) {
+  int worst = 0;
+  double off = 0;
+  for (size_t s = 0; s < solo.size(); ++s) {
+    REQUIRE(shared[s].faces.size() == solo[s].faces.size());
+    for (size_t t = 0; t < solo[s].faces.size(); ++t) {
+      INFO("session " << s << " frame " << t);
+      CHECK(shared[s].pts[t] == solo[s].pts[t]);
+      REQUIRE(shared[s].faces[t].defined() == solo[s].faces[t].defined());
+      if (!solo[s].faces[t].defined()) continue;
+      if (exact) {
+        CHECK(torch::equal(shared[s].faces[t], solo[s].faces[t]));
+      } else {
+        auto d = (shared[s].faces[t].to(torch::kInt) - solo[s].faces[t].to(torch::kInt)).abs();
+        worst = std::max(worst, d.max().item<int>());
+        off = std::max(off, d.gt(0).sum().item<double>() / d.numel());
+      }
+    }
+  }
+  if (!exact) {
+    // Float32 sums in another order: the UNet's and VAE's outputs move by a
+    // few 1e-6, which flips the rounding of a pixel that sat on a .5 level.
+    INFO("max uint8 diff " << worst << ", worst frame " << off * 100 << " % pixels off");
+    CHECK(worst <= 1);
+    CHECK(off <= 0.005);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("sessions sharing the models run merged batches and get their solo faces") {
+  const auto plans = mixed_sessions();
+  SECTION("batch-invariant: bit for bit") {
+    auto solo = run_sessions(plans, "shared-batch-size=0 batch-invariant=true", false);
+    auto shared = run_sessions(plans, "shared-batch-size=8 batch-invariant=true", true);
+    guint64 merged = 0;
+    for (auto &r : shared) merged = std::max(merged, r.merged_runs);
+    INFO("merged runs " << merged);
+    CHECK(merged > 0);  // the sessions really shared runs
+    compare_sessions(shared, solo, true);
+  }
+  SECTION("default: the same faces up to float32 rounding") {
+    auto solo = run_sessions(plans, "shared-batch-size=0", false);
+    auto shared = run_sessions(plans, "shared-batch-size=8", true);
+    guint64 merged = 0;
+    for (auto &r : shared) merged = std::max(merged, r.merged_runs);
+    CHECK(merged > 0);
+    compare_sessions(shared, solo, false);
   }
 }
 

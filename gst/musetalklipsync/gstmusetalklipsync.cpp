@@ -31,6 +31,7 @@
 #include "lib/avatar/avatar.h"
 #include "lib/common/error.h"
 #include "lib/common/shared_cache.h"
+#include "lib/nn/batch_scheduler.h"
 #include "lib/nn/device.h"
 #include "lib/nn/musetalk.h"
 
@@ -42,7 +43,7 @@ using talker::avatar::AvatarLatents;
 
 namespace {
 
-enum class DType { Float32, Float16 };
+enum class DType { Float32, Float16, BFloat16 };
 enum class Decoder { SdVae, Taesd };
 
 struct Settings {
@@ -53,10 +54,18 @@ struct Settings {
   Decoder decoder = Decoder::SdVae;
   bool qos = true;
   guint inference_latency_ms = 0;  // 0: measured when the models load
+  guint shared_batch_size = 16;    // 0: this element runs its batches alone
+  bool batch_invariant = false;
 };
 
 talker::SharedCache<nn::MuseTalkModel> &model_cache() {
   static talker::SharedCache<nn::MuseTalkModel> cache;
+  return cache;
+}
+// One scheduler per model (and per batch-invariant choice): every element
+// using those weights queues its batches there, so they run merged.
+talker::SharedCache<nn::BatchScheduler> &scheduler_cache() {
+  static talker::SharedCache<nn::BatchScheduler> cache;
   return cache;
 }
 talker::SharedCache<const AvatarLatents> &avatar_cache() {
@@ -89,6 +98,7 @@ struct LipSyncState {
 
   Settings active;
   std::shared_ptr<nn::MuseTalkModel> model;
+  std::shared_ptr<nn::BatchScheduler> scheduler;  // null: shared-batch-size=0
   std::shared_ptr<const AvatarLatents> avatar;
   int out_width = 256, out_height = 256;
 
@@ -144,6 +154,8 @@ enum {
   PROP_DECODER,
   PROP_QOS,
   PROP_INFERENCE_LATENCY_MS,
+  PROP_SHARED_BATCH_SIZE,
+  PROP_BATCH_INVARIANT,
   PROP_STATS,
 };
 
@@ -171,9 +183,12 @@ static GType musetalk_decoder_get_type() {
 #define GST_TYPE_MUSETALK_DTYPE (musetalk_dtype_get_type())
 static GType musetalk_dtype_get_type() {
   static GType type = 0;
-  static const GEnumValue values[] = {{int(DType::Float32), "32-bit float", "float32"},
-                                      {int(DType::Float16), "16-bit float (CUDA only)", "float16"},
-                                      {0, nullptr, nullptr}};
+  static const GEnumValue values[] = {
+      {int(DType::Float32), "32-bit float", "float32"},
+      {int(DType::Float16), "16-bit float (CUDA only)", "float16"},
+      {int(DType::BFloat16), "bfloat16 (CUDA; on the CPU fast only with AVX512-BF16/AMX)",
+       "bfloat16"},
+      {0, nullptr, nullptr}};
   if (g_once_init_enter(&type))
     g_once_init_leave(&type, g_enum_register_static("GstMuseTalkDType", values));
   return type;
@@ -195,7 +210,36 @@ static torch::Tensor infer(LipSyncState &st, const std::vector<const Item *> &sp
     features.push_back(it->features);
     latents.push_back(st.avatar->latents[it->avatar_frame]);
   }
+  if (st.active.batch_invariant)
+    return st.model->generate_each(torch::stack(latents), torch::stack(features));
   return st.model->generate(torch::stack(latents), torch::stack(features));
+}
+
+// Starts one batch's inference: queued at the shared scheduler (merged with
+// other elements' batches), on a thread of its own (live, alone), or deferred
+// to the caller's get(). `first`/`last`: the monotonic times the batch's first
+// and last frames are due (max(): no deadline).
+static std::future<torch::Tensor> start_inference(LipSyncState &st,
+                                                  const std::vector<const Item *> &speech,
+                                                  bool live,
+                                                  nn::BatchScheduler::Clock::time_point first,
+                                                  nn::BatchScheduler::Clock::time_point last) {
+  if (!st.scheduler) {
+    return std::async(live ? std::launch::async : std::launch::deferred,
+                      [&st, speech] { return infer(st, speech); });
+  }
+  nn::BatchScheduler::Request r;
+  std::vector<torch::Tensor> features, latents;
+  for (const Item *it : speech) {
+    features.push_back(it->features);
+    latents.push_back(st.avatar->latents[it->avatar_frame]);
+  }
+  r.latents = torch::stack(latents);
+  r.features = torch::stack(features);
+  r.first_deadline = first;
+  r.last_deadline = last;
+  r.max_batch = std::max<int64_t>(st.active.shared_batch_size, int64_t(speech.size()));
+  return st.scheduler->submit(std::move(r));
 }
 
 static bool load(GstMuseTalkLipSync *self) {
@@ -214,7 +258,9 @@ static bool load(GstMuseTalkLipSync *self) {
   if (s.unet_config.empty()) s.unet_config = beside(s.unet, "musetalk.json");
   try {
     const torch::Device device = nn::usable_device(s.device);
-    const auto dtype = s.dtype == DType::Float16 ? torch::kHalf : torch::kFloat;
+    const auto dtype = s.dtype == DType::Float16    ? torch::kHalf
+                       : s.dtype == DType::BFloat16 ? torch::kBFloat16
+                                                    : torch::kFloat;
     const std::string decoder = s.decoder == Decoder::Taesd ? "taesd" : "sd-vae";
     std::string key = s.unet + "|" + s.unet_config + "|" + s.vae + "|" + device.str() + "|" +
                       std::to_string(int(s.dtype)) + "|" + decoder;
@@ -224,6 +270,17 @@ static bool load(GstMuseTalkLipSync *self) {
       return std::make_shared<nn::MuseTalkModel>(
           nn::load_musetalk(s.unet, s.unet_config, s.vae, device, dtype, decoder));
     });
+    if (s.shared_batch_size > 0) {
+      auto model = st.model;
+      const bool each = s.batch_invariant;
+      st.scheduler = scheduler_cache().get(key + (each ? "|each" : ""), [&] {
+        return std::make_shared<nn::BatchScheduler>(
+            [model, each](const torch::Tensor &latents, const torch::Tensor &features) {
+              return each ? model->generate_each(latents, features)
+                          : model->generate(latents, features);
+            });
+      });
+    }
     st.avatar =
         avatar_cache().get(s.avatar, [&] { return talker::avatar::load_avatar_latents(s.avatar); });
     const auto &lat = st.avatar->latents;
@@ -253,6 +310,7 @@ static bool load(GstMuseTalkLipSync *self) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the MuseTalk models or avatar"),
                       ("%s", e.what()));
     st.model.reset();
+    st.scheduler.reset();
     st.avatar.reset();
     return false;
   }
@@ -601,12 +659,24 @@ static void lipsync_loop(gpointer user_data) {
       for (const auto &it : work) speech.push_back(&it);
       auto t0 = std::chrono::steady_clock::now();
       bool live;
+      GstClockTime first_deadline = GST_CLOCK_TIME_NONE, last_deadline = GST_CLOCK_TIME_NONE;
+      const ClockNow c = clock_now(self);
       {
         std::lock_guard<std::mutex> l(st.lock);
         live = deadlines_active(st);
+        if (live && c.valid()) {
+          first_deadline = deadline_of(st, work.front(), c.base);
+          last_deadline = deadline_of(st, work.back(), c.base);
+        }
       }
+      // Deadlines on the monotonic clock, which every pipeline's elements share.
+      auto monotonic = [&](GstClockTime deadline) {
+        if (!GST_CLOCK_TIME_IS_VALID(deadline)) return nn::BatchScheduler::Clock::time_point::max();
+        return t0 + std::chrono::nanoseconds(GST_CLOCK_DIFF(c.now, deadline));
+      };
+      auto result =
+          start_inference(st, speech, live, monotonic(first_deadline), monotonic(last_deadline));
       if (live) {
-        auto result = std::async(std::launch::async, [&] { return infer(st, speech); });
         GstFlowReturn ret = keep_time_while_inferring(self, result, work, next);
         faces = result.get();
         if (ret != GST_FLOW_OK) {
@@ -615,21 +685,37 @@ static void lipsync_loop(gpointer user_data) {
           return;
         }
       } else {
-        faces = infer(st, speech);
+        faces = result.get();
       }
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                     std::chrono::steady_clock::now() - t0)
                     .count();
+      if (!faces.defined()) {
+        // The shared scheduler found the batch could not be done in time:
+        // its frames are skipped, like frames that would be late alone.
+        const size_t late = work.size() - next;
+        GST_DEBUG_OBJECT(self, "scheduler skipped %zu frames", late);
+        {
+          std::lock_guard<std::mutex> l(st.lock);
+          st.skipped += late;
+          st.frame_cost = (st.frame_cost * 3 + GstClockTime(ns) / work.size()) / 4;
+        }
+        if (late) post_skipped(self, work[next], late, GST_CLOCK_DIFF(last_deadline, c.now + ns));
+        std::vector<Item> rest(work.begin() + next, work.end());
+        GstFlowReturn ret = push_outputs(self, rest, {}, true);
+        if (ret != GST_FLOW_OK) pause_with(self, ret);
+        return;
+      }
       GST_DEBUG_OBJECT(self, "batch of %zu speaking frames in %.1f ms, %zu of them too late",
                        speech.size(), ns / 1e6, next);
-      const ClockNow c = clock_now(self);
+      const ClockNow done = clock_now(self);
       std::lock_guard<std::mutex> l(st.lock);
       st.generated += work.size() - next;
       st.frame_cost = (st.frame_cost * 3 + GstClockTime(ns) / work.size()) / 4;
-      if (deadlines_active(st) && c.valid() && next < work.size()) {
-        const GstClockTime deadline = deadline_of(st, work[next], c.base);
+      if (deadlines_active(st) && done.valid() && next < work.size()) {
+        const GstClockTime deadline = deadline_of(st, work[next], done.base);
         if (GST_CLOCK_TIME_IS_VALID(deadline))
-          st.worst_lateness = std::max(st.worst_lateness, GST_CLOCK_DIFF(deadline, c.now));
+          st.worst_lateness = std::max(st.worst_lateness, GST_CLOCK_DIFF(deadline, done.now));
       }
     } catch (const std::exception &e) {
       GST_ELEMENT_ERROR(self, STREAM, FAILED, ("MuseTalk inference failed"), ("%s", e.what()));
@@ -863,6 +949,7 @@ static GstStateChangeReturn lipsync_change_state(GstElement *element, GstStateCh
   GstStateChangeReturn ret =
       GST_ELEMENT_CLASS(gst_musetalk_lipsync_parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
+    st.scheduler.reset();
     st.model.reset();
     st.avatar.reset();
   }
@@ -913,6 +1000,12 @@ static void lipsync_set_property(GObject *object, guint id, const GValue *value,
     case PROP_INFERENCE_LATENCY_MS:
       s.inference_latency_ms = g_value_get_uint(value);
       break;
+    case PROP_SHARED_BATCH_SIZE:
+      s.shared_batch_size = g_value_get_uint(value);
+      break;
+    case PROP_BATCH_INVARIANT:
+      s.batch_invariant = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
@@ -921,13 +1014,19 @@ static void lipsync_set_property(GObject *object, guint id, const GValue *value,
 static GstStructure *make_stats(LipSyncState &st) {
   std::lock_guard<std::mutex> l(st.lock);
   const guint64 speech = st.generated + st.skipped;
+  nn::BatchScheduler::Stats shared;
+  if (st.scheduler) shared = st.scheduler->stats();
   return gst_structure_new(
       "musetalklipsync-stats", "frames-generated", G_TYPE_UINT64, st.generated, "frames-skipped",
       G_TYPE_UINT64, st.skipped, "frames-idle", G_TYPE_UINT64, st.idle, "frames-dropped",
       G_TYPE_UINT64, st.dropped, "generated-fraction", G_TYPE_DOUBLE,
       speech ? double(st.generated) / speech : 1.0, "frame-cost-ms", G_TYPE_DOUBLE,
       st.frame_cost / 1e6, "inference-latency-ms", G_TYPE_DOUBLE, st.inference_budget / 1e6,
-      "worst-lateness-ms", G_TYPE_DOUBLE, st.worst_lateness / 1e6, nullptr);
+      "worst-lateness-ms", G_TYPE_DOUBLE, st.worst_lateness / 1e6, "shared-runs", G_TYPE_UINT64,
+      guint64(shared.runs), "shared-frames", G_TYPE_UINT64, guint64(shared.frames),
+      "shared-merged-runs", G_TYPE_UINT64, guint64(shared.merged_runs), "shared-largest-run",
+      G_TYPE_INT64, gint64(shared.largest_run), "shared-skipped-frames", G_TYPE_UINT64,
+      guint64(shared.skipped_frames), nullptr);
 }
 
 static void lipsync_get_property(GObject *object, guint id, GValue *value, GParamSpec *pspec) {
@@ -968,6 +1067,12 @@ static void lipsync_get_property(GObject *object, guint id, GValue *value, GPara
       break;
     case PROP_INFERENCE_LATENCY_MS:
       g_value_set_uint(value, s.inference_latency_ms);
+      break;
+    case PROP_SHARED_BATCH_SIZE:
+      g_value_set_uint(value, s.shared_batch_size);
+      break;
+    case PROP_BATCH_INVARIANT:
+      g_value_set_boolean(value, s.batch_invariant);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
@@ -1022,7 +1127,9 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
                           flags));
   g_object_class_install_property(
       gobject_class, PROP_DTYPE,
-      g_param_spec_enum("dtype", "Data type", "Model precision; float16 needs a CUDA device",
+      g_param_spec_enum("dtype", "Data type",
+                        "Model precision: float16 needs a CUDA device; bfloat16 runs anywhere "
+                        "(faces within a few levels of float32's, see docs)",
                         GST_TYPE_MUSETALK_DTYPE, int(DType::Float32), flags));
   g_object_class_install_property(
       gobject_class, PROP_DECODER,
@@ -1051,6 +1158,25 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
           "batches shrink to fit",
           0, 60000, 0, flags));
   g_object_class_install_property(
+      gobject_class, PROP_SHARED_BATCH_SIZE,
+      g_param_spec_uint(
+          "shared-batch-size", "Shared batch size",
+          "The most frames one model run may hold when musetalklipsync elements in this process "
+          "use the same models (unet, vae, decoder, device, dtype): their batches queue at one "
+          "scheduler and run merged, earliest deadline first, a batch that can no longer be done "
+          "in time skipped instead of delaying the others. A session alone runs as without "
+          "sharing. 0: this element's batches run on their own",
+          0, 256, 16, flags));
+  g_object_class_install_property(
+      gobject_class, PROP_BATCH_INVARIANT,
+      g_param_spec_boolean(
+          "batch-invariant", "Batch-invariant",
+          "Run the models one frame at a time inside each batch, so that a face never depends on "
+          "the frames it was batched with (CPU BLAS and oneDNN results differ in the last bits "
+          "with the batch size, which can move a pixel by one). Costs what batching saves on the "
+          "CPU; for reproducible output and tests",
+          FALSE, flags));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed(
           "stats", "Statistics",
@@ -1058,7 +1184,10 @@ static void gst_musetalk_lipsync_class_init(GstMuseTalkLipSyncClass *klass) {
           "frames-idle (GAP in), frames-dropped (arrived after their render time: not pushed), "
           "generated-fraction (generated / speaking frames), frame-cost-ms "
           "(current estimate per frame), inference-latency-ms (reported), worst-lateness-ms (the "
-          "latest a generated frame was ready after its deadline; 0: never late)",
+          "latest a generated frame was ready after its deadline; 0: never late); and, for the "
+          "scheduler shared by every element on the same models (shared-batch-size), "
+          "shared-runs, shared-frames, shared-merged-runs (runs holding more than one batch), "
+          "shared-largest-run (frames) and shared-skipped-frames",
           GST_TYPE_STRUCTURE, GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   gst_element_class_add_static_pad_template(element_class, &sink_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);

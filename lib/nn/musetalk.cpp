@@ -36,16 +36,22 @@ torch::Tensor musetalk_preprocess_face(const torch::Tensor &face_bgr, bool half_
   return ((img - 0.5) / 0.5).unsqueeze(0);
 }
 
+namespace {
+// Decoded images [B, 3, H, W] in [-1, 1] → uint8 BGR [B, H, W, 3] on the CPU.
+// The conversion runs where the images are (float32 from there on), so a GPU
+// sends back one uint8 tensor, a quarter of the float32 images' bytes.
+torch::Tensor faces_to_bgr(const torch::Tensor &images) {
+  auto image = (images.to(torch::kFloat) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1});
+  return (image * 255).round().to(torch::kByte).flip(3).to(torch::kCPU).contiguous();
+}
+}  // namespace
+
 torch::Tensor musetalk_decode_to_bgr(AutoencoderKL &vae, const torch::Tensor &latents) {
-  auto image = vae->decode(latents * (1.0 / vae->config.scaling_factor));
-  image = (image / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).to(torch::kCPU, torch::kFloat);
-  return (image * 255).round().to(torch::kByte).flip(3).contiguous();
+  return faces_to_bgr(vae->decode(latents * (1.0 / vae->config.scaling_factor)));
 }
 
 torch::Tensor musetalk_decode_to_bgr(TaesdDecoder &taesd, const torch::Tensor &latents) {
-  auto image = taesd->forward(latents);
-  image = (image / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).to(torch::kCPU, torch::kFloat);
-  return (image * 255).round().to(torch::kByte).flip(3).contiguous();
+  return faces_to_bgr(taesd->forward(latents));
 }
 
 torch::Tensor musetalk_face_latents(AutoencoderKL &vae, const torch::Tensor &face_bgr) {
@@ -58,11 +64,30 @@ torch::Tensor musetalk_face_latents(AutoencoderKL &vae, const torch::Tensor &fac
   return torch::cat({masked, full}, 1);
 }
 
+namespace {
+// One host→device copy per input: from pinned memory, asynchronous, so the
+// copy overlaps what the stream is still doing. On the CPU, nothing to copy.
+torch::Tensor to_device(const torch::Tensor &t, const torch::Device &device) {
+  if (!device.is_cuda()) return t;
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+}  // namespace
+
 torch::Tensor MuseTalkModel::generate(const torch::Tensor &latents, const torch::Tensor &features) {
   torch::InferenceMode guard;
-  auto context = musetalk_positional_encoding(features.to(device, torch::kFloat)).to(dtype);
-  auto pred = unet(latents.to(device, dtype), context);
+  auto context =
+      musetalk_positional_encoding(to_device(features.to(torch::kFloat), device)).to(dtype);
+  auto pred = unet(to_device(latents, device).to(dtype), context);
   return taesd ? musetalk_decode_to_bgr(taesd, pred) : musetalk_decode_to_bgr(vae, pred);
+}
+
+torch::Tensor MuseTalkModel::generate_each(const torch::Tensor &latents,
+                                           const torch::Tensor &features) {
+  if (latents.size(0) == 1) return generate(latents, features);
+  std::vector<torch::Tensor> faces;
+  for (int64_t i = 0; i < latents.size(0); ++i)
+    faces.push_back(generate(latents.slice(0, i, i + 1), features.slice(0, i, i + 1)));
+  return torch::cat(faces);
 }
 
 MuseTalkModel load_musetalk(const std::string &unet_path, const std::string &unet_config,

@@ -43,6 +43,11 @@ struct MuseTalkModel {
   // latents [B, 8, h, w] (masked ‖ reference), features [B, 50, 384] (raw
   // whisper chunks) → faces uint8 BGR [B, 8h, 8w, 3] on CPU.
   torch::Tensor generate(const torch::Tensor &latents, const torch::Tensor &features);
+  // The same, one frame at a time. On the CPU a frame's result from a batch
+  // differs in the last bits with the batch it shares (the BLAS and oneDNN
+  // kernels block by the whole batch's size); frame by frame, a face never
+  // depends on which frames or sessions it was batched with.
+  torch::Tensor generate_each(const torch::Tensor &latents, const torch::Tensor &features);
 };
 
 // `decoder`: "sd-vae" (vae_path is sd-vae-ft-mse) or "taesd" (vae_path is a
