@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Full-size MuseTalk v1.5 UNet + sd-vae-ft-mse or TAESD decoder (random
 // weights): milliseconds per frame at several batch sizes.
-//   musetalk_bench [--device cpu|cuda] [--dtype float32|float16] [--batches 1,4,8,16] [--reps N]
+//   musetalk_bench [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--batches 1,4,8,16] [--reps N]
 //                  [--decoder sd-vae|taesd]
 #include <torch/torch.h>
 
@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "lib/nn/device.h"
 #include "lib/nn/musetalk.h"
 
 using namespace talker;
@@ -32,7 +33,10 @@ int main(int argc, char **argv) {
       decoder = v;
   }
   torch::Device device(device_name);
-  auto dtype = dtype_name == "float16" ? torch::kHalf : torch::kFloat;
+  auto dtype = dtype_name == "float16"    ? torch::kHalf
+               : dtype_name == "bfloat16" ? torch::kBFloat16
+                                          : torch::kFloat;
+  nn::apply_thread_policy();  // as musetalklipsync: every CPU unless OMP_NUM_THREADS says
   std::vector<int64_t> batches;
   std::stringstream ss(batches_arg);
   for (std::string b; std::getline(ss, b, ',');) batches.push_back(std::stoll(b));

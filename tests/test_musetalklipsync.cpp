@@ -327,6 +327,35 @@ TEST_CASE("sessions sharing the models run merged batches and get their solo fac
   }
 }
 
+TEST_CASE("dtype=bfloat16 on the CPU: MuseTalk's faces within bfloat16's tolerance") {
+  // bfloat16 keeps 8 bits of mantissa (unit roundoff 2^-9, float32's is
+  // 2^-24): every layer's output moves by ~0.2 % of its size, and ~60 layers
+  // of the small random-weight models (activations not tamed by training)
+  // compound that to ~4 % of the image range, about 10 levels RMS. Stated
+  // bound: PSNR >= 24 dB against MuseTalk's float32 faces (RMS error <= 16
+  // levels) and a mean error <= 10 levels; a wrong scale, channel order or
+  // layout gives < 12 dB.
+  Harness h(lipsync_args(4) + " dtype=bfloat16");
+  gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+  auto chunks = e2e("ex").at("whisper_chunks");
+  for (int t = 0; t < 4; ++t)
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], t * kFrame, false)) == GST_FLOW_OK);
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+  const auto &ref = e2e("ex").at("faces_bgr_uint8");
+  for (int t = 0; t < 4; ++t) {
+    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    REQUIRE(b);
+    auto d = pixels(b.get()).to(torch::kFloat) - ref[t].to(torch::kFloat);
+    const double mse = (d * d).mean().item<double>();
+    const double psnr = 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-12));
+    const double mean = d.abs().mean().item<double>();
+    INFO("frame " << t << ": PSNR " << psnr << " dB, mean error " << mean << " levels");
+    CHECK(psnr >= 24);
+    CHECK(mean <= 10);
+    CHECK(mean > 0);  // really computed in bfloat16, not float32
+  }
+}
+
 TEST_CASE("latency: the batch plus measured inference") {
   Harness h(lipsync_args(4));
   gst_harness_set_src_caps_str(h.h, kFeatureCaps);

@@ -258,6 +258,7 @@ static bool load(GstMuseTalkLipSync *self) {
   if (s.unet_config.empty()) s.unet_config = beside(s.unet, "musetalk.json");
   try {
     const torch::Device device = nn::usable_device(s.device);
+    const int threads = nn::apply_thread_policy();
     const auto dtype = s.dtype == DType::Float16    ? torch::kHalf
                        : s.dtype == DType::BFloat16 ? torch::kBFloat16
                                                     : torch::kFloat;
@@ -304,8 +305,9 @@ static bool load(GstMuseTalkLipSync *self) {
     // Auto: a full batch at the warm-up cost with a quarter's headroom.
     st.inference_budget = s.inference_latency_ms ? s.inference_latency_ms * GST_MSECOND
                                                  : GstClockTime(one) * s.batch_size * 5 / 4;
-    GST_INFO_OBJECT(self, "one frame in %.1f ms; inference latency %" GST_TIME_FORMAT, one / 1e6,
-                    GST_TIME_ARGS(st.inference_budget));
+    GST_INFO_OBJECT(self,
+                    "one frame in %.1f ms (%d intra-op threads); inference latency %" GST_TIME_FORMAT,
+                    one / 1e6, threads, GST_TIME_ARGS(st.inference_budget));
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the MuseTalk models or avatar"),
                       ("%s", e.what()));
