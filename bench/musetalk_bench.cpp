@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Full-size MuseTalk v1.5 UNet + sd-vae-ft-mse or TAESD decoder (random
 // weights): milliseconds per frame at several batch sizes.
-//   musetalk_bench [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--batches 1,4,8,16] [--reps N]
+//   musetalk_bench [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--batches 1,4,8,16]
+//   [--reps N]
 //                  [--decoder sd-vae|taesd]
 #include <torch/torch.h>
 

@@ -2,8 +2,12 @@
 // UNet, VAE and the MuseTalk chain against diffusers / MuseTalk outputs.
 #include "tests/catch.h"
 
+#include <chrono>
+#include <thread>
+
 #include "lib/audio/whisper_features.h"
 #include "lib/common/error.h"
+#include "lib/nn/batch_scheduler.h"
 #include "lib/nn/musetalk.h"
 #include "lib/nn/taesd.h"
 #include "tests/golden.h"
@@ -202,6 +206,109 @@ TEST_CASE("UNet and VAE loading errors name the file and the problem") {
   CHECK_THROWS_WITH(nn::load_unet(dir + "unet_shape.safetensors", golden("unet_small/config.json")),
                     Catch::Contains("conv_in.weight") && Catch::Contains("[32, 4, 3, 3]") &&
                         Catch::Contains("[32, 8, 3, 3]"));
+}
+
+namespace {
+
+using Scheduler = nn::BatchScheduler;
+using namespace std::chrono_literals;
+
+// A model stand-in for the scheduler: each frame is a number; the run returns
+// them + 1000 after `cost` per frame, and records each run's frames.
+struct RecordingModel {
+  std::mutex lock;
+  std::vector<std::vector<float>> runs;
+  std::chrono::milliseconds cost{20};
+  Scheduler::RunFn fn() {
+    return [this](const torch::Tensor &latents, const torch::Tensor &) {
+      std::this_thread::sleep_for(cost * latents.size(0));
+      auto flat = latents.flatten(1).select(1, 0).contiguous();
+      std::lock_guard<std::mutex> l(lock);
+      runs.emplace_back(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+      return latents + 1000;
+    };
+  }
+};
+
+Scheduler::Request frames(
+    std::vector<float> values, int64_t max_batch = 8,
+    Scheduler::Clock::time_point deadline = Scheduler::Clock::time_point::max(), int64_t size = 2) {
+  Scheduler::Request r;
+  r.latents = torch::tensor(values).view({-1, 1, 1, 1}).expand({-1, 1, size, size}).contiguous();
+  r.features = torch::zeros({int64_t(values.size()), 3});
+  r.max_batch = max_batch;
+  r.first_deadline = r.last_deadline = deadline;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("BatchScheduler: merged runs, earliest deadline first, late batches skipped") {
+  RecordingModel model;
+  Scheduler scheduler(model.fn());
+  const auto now = Scheduler::Clock::now();
+  // Occupy the thread, then queue three batches that all arrive while it runs.
+  auto busy = scheduler.submit(frames({1}));
+  std::this_thread::sleep_for(5ms);
+  auto late = scheduler.submit(frames({30, 31}, 8, now + 10s));
+  auto early = scheduler.submit(frames({20}, 8, now + 5s));
+  auto offline = scheduler.submit(frames({40}));
+  auto other_size = scheduler.submit(frames({50}, 8, now + 6s, 4));  // never stacked with size 2
+  CHECK(busy.get()[0][0][0][0].item<float>() == 1001);
+  auto e = early.get(), l = late.get(), o = offline.get(), x = other_size.get();
+  // Each batch gets its own frames back.
+  CHECK(torch::equal(e.flatten(1).select(1, 0), torch::tensor({1020.f})));
+  CHECK(torch::equal(l.flatten(1).select(1, 0), torch::tensor({1030.f, 1031.f})));
+  CHECK(torch::equal(o.flatten(1).select(1, 0), torch::tensor({1040.f})));
+  CHECK(x.size(2) == 4);
+  std::lock_guard<std::mutex> lock(model.lock);
+  REQUIRE(model.runs.size() == 3);
+  // One merged run in deadline order (then the deadline-less one); the 4x4 one alone.
+  CHECK(model.runs[1] == std::vector<float>{20, 30, 31, 40});
+  CHECK(model.runs[2] == std::vector<float>{50});
+  auto stats = scheduler.stats();
+  CHECK(stats.merged_runs == 1);
+  CHECK(stats.largest_run == 4);
+}
+
+TEST_CASE(
+    "BatchScheduler: the run stays within max-batch; a batch that cannot be in time is "
+    "skipped, the others run") {
+  RecordingModel model;
+  model.cost = 50ms;
+  Scheduler scheduler(model.fn());
+  scheduler.submit(frames({1})).get();           // the scheduler learns: ~50 ms a frame
+  auto busy = scheduler.submit(frames({2, 3}));  // ~100 ms
+  std::this_thread::sleep_for(5ms);
+  const auto now = Scheduler::Clock::now();
+  auto doomed = scheduler.submit(frames({10}, 2, now + 120ms));  // starts at ~95 ms, needs 62
+  auto a = scheduler.submit(frames({20}, 2, now + 5s));
+  auto b = scheduler.submit(frames({21}, 2, now + 6s));
+  auto c = scheduler.submit(frames({22}, 2, now + 7s));
+  busy.get();
+  CHECK_FALSE(doomed.get().defined());  // skipped: undefined, not an error
+  CHECK(a.get().defined());
+  CHECK(b.get().defined());
+  CHECK(c.get().defined());
+  std::lock_guard<std::mutex> lock(model.lock);
+  REQUIRE(model.runs.size() == 4);
+  CHECK(model.runs[2] == std::vector<float>{20, 21});  // max-batch 2
+  CHECK(model.runs[3] == std::vector<float>{22});
+  CHECK(scheduler.stats().skipped_frames == 1);
+}
+
+TEST_CASE("BatchScheduler: a model error reaches every batch of the run") {
+  Scheduler scheduler([](const torch::Tensor &, const torch::Tensor &) -> torch::Tensor {
+    std::this_thread::sleep_for(20ms);
+    throw Error("out of memory");
+  });
+  auto first = scheduler.submit(frames({1}));
+  std::this_thread::sleep_for(5ms);
+  auto second = scheduler.submit(frames({2}));
+  auto third = scheduler.submit(frames({3}));
+  CHECK_THROWS_WITH(first.get(), "out of memory");
+  CHECK_THROWS_WITH(second.get(), "out of memory");
+  CHECK_THROWS_WITH(third.get(), "out of memory");
 }
 
 TALKER_GOLDEN_MAIN

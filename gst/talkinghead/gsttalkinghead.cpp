@@ -61,6 +61,8 @@ const Proxy kProxies[] = {
      "be ready by their render time (QoS messages); faceblend holds the last face. Off: every "
      "frame is computed, however late"},
     {"inference-latency-ms", kLipSync, "inference-latency-ms"},
+    {"shared-batch-size", kLipSync, "shared-batch-size"},
+    {"batch-invariant", kLipSync, "batch-invariant"},
     {"stats", kLipSync, "stats"},
     {"transition-ms", kBlend, "transition-ms"},
 };

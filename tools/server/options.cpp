@@ -108,6 +108,7 @@ const std::map<std::string, Setter> &setters() {
       {"batch-size", uint(&Options::batch_size, 1, 64)},
       {"encoder-latency-ms", integer(&Options::encoder_latency_ms, 0, 60000)},
       {"inference-latency-ms", integer(&Options::inference_latency_ms, 0, 60000)},
+      {"shared-batch-size", integer(&Options::shared_batch_size, 0, 256)},
       {"transition-ms", uint(&Options::transition_ms, 0, 5000)},
       {"tts-engine", str(&Options::tts_engine)},
       {"tts-voice", str(&Options::tts_voice)},
@@ -261,6 +262,7 @@ Avatars and models (talkinghead's properties of the same names)
   --whisper-model F  --unet F  --unet-config F  --vae DIR
   --device cpu|cuda  --dtype D  --batch-size N  --decoder sd-vae|taesd (--vae names its weights)
   --encoder-latency-ms MS  --inference-latency-ms MS  --transition-ms MS (200)
+  --shared-batch-size N     most frames in one model run merged from all sessions (16; 0: none)
 Voice (talkertts's properties)
   --tts-engine espeak|openai|gpt-sovits|cosyvoice (espeak)  --tts-voice V  --tts-server URL
   --tts-model M  --tts-ref-audio F  --tts-ref-text T  --tts-api-key-env VAR

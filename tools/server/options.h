@@ -40,6 +40,7 @@ struct Options {
   unsigned batch_size = 0;        // 0: the element's default
   int encoder_latency_ms = -1;    // -1: the element's default
   int inference_latency_ms = -1;  // -1: the element's default
+  int shared_batch_size = -1;     // -1: the element's default (sessions share model runs)
   unsigned transition_ms = 200;
   // Voice
   std::string tts_engine = "espeak", tts_voice, tts_server, tts_model, tts_ref_audio, tts_ref_text;

@@ -111,6 +111,7 @@ std::string Session::source_description() const {
     head += " encoder-latency-ms=" + std::to_string(o.encoder_latency_ms);
   if (o.inference_latency_ms >= 0)
     head += " inference-latency-ms=" + std::to_string(o.inference_latency_ms);
+  if (o.shared_batch_size >= 0) head += " shared-batch-size=" + std::to_string(o.shared_batch_size);
   return tts + " ! tee name=t  t. ! " + kHold + " ! " + head + " ! " + kHold +
          " ! videoconvert ! video/x-raw,format=I420";
 }
