@@ -305,9 +305,9 @@ static bool load(GstMuseTalkLipSync *self) {
     // Auto: a full batch at the warm-up cost with a quarter's headroom.
     st.inference_budget = s.inference_latency_ms ? s.inference_latency_ms * GST_MSECOND
                                                  : GstClockTime(one) * s.batch_size * 5 / 4;
-    GST_INFO_OBJECT(self,
-                    "one frame in %.1f ms (%d intra-op threads); inference latency %" GST_TIME_FORMAT,
-                    one / 1e6, threads, GST_TIME_ARGS(st.inference_budget));
+    GST_INFO_OBJECT(
+        self, "one frame in %.1f ms (%d intra-op threads); inference latency %" GST_TIME_FORMAT,
+        one / 1e6, threads, GST_TIME_ARGS(st.inference_budget));
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not load the MuseTalk models or avatar"),
                       ("%s", e.what()));
@@ -538,7 +538,31 @@ static Work take_work(GstMuseTalkLipSync *self, std::vector<Item> &work,
           st.frame_cost = std::max(st.warm_cost, st.frame_cost * 7 / 8);
         } else if (GST_CLOCK_TIME_IS_VALID(deadline()) && one > 0) {
           // As many as fit before the first frame's deadline.
-          limit = std::clamp<size_t>((deadline() - c.now) / one, 1, batch);
+          auto fitting = [&] {
+            return std::clamp<size_t>(GstClockTime(deadline() - c.now) / one, 1, batch);
+          };
+          auto speech_queued = [&] {
+            size_t n = 0;
+            while (n < st.queue.size() && st.queue[n].buffer && !st.queue[n].gap() &&
+                   !st.queue[n].unencoded)
+              ++n;
+            return n;
+          };
+          // Behind: only a partial batch fits before the first frame's
+          // deadline, yet more than a batch is queued. The frames behind are
+          // due later, so skipping front frames until a whole batch fits keeps
+          // the runs full instead of one frame each, and full runs generate
+          // more frames a second (on a GPU by far; when sessions share runs,
+          // a run of one frame each is what leaves them all behind).
+          while (fitting() < batch && speech_queued() > batch &&
+                 GST_CLOCK_TIME_IS_VALID(deadline())) {
+            *lateness = std::max(*lateness, GST_CLOCK_DIFF(deadline(), c.now + one * batch));
+            take();
+          }
+          if (!work.empty())
+            kind = Work::Skip;
+          else
+            limit = fitting();
         }
       }
     }
@@ -714,7 +738,9 @@ static void lipsync_loop(gpointer user_data) {
       std::lock_guard<std::mutex> l(st.lock);
       st.generated += work.size() - next;
       st.frame_cost = (st.frame_cost * 3 + GstClockTime(ns) / work.size()) / 4;
-      if (deadlines_active(st) && done.valid() && next < work.size()) {
+      // Only a batch started with deadlines can be late: the first ones run
+      // before the sinks' LATENCY event gives frames a render time.
+      if (live && deadlines_active(st) && done.valid() && next < work.size()) {
         const GstClockTime deadline = deadline_of(st, work[next], done.base);
         if (GST_CLOCK_TIME_IS_VALID(deadline))
           st.worst_lateness = std::max(st.worst_lateness, GST_CLOCK_DIFF(deadline, done.now));

@@ -57,8 +57,11 @@ torch::Tensor Upsample2DImpl::forward(const torch::Tensor &x,
   // Channels-last input (the VAE decoder's, from its mid-block attention)
   // stays channels-last, where oneDNN's 3x3 convolutions are much faster.
   // Like diffusers, only batches of 64 or more are made contiguous: nearest
-  // upsampling of those fails otherwise (pytorch#81665).
-  return conv(F::interpolate(x.size(0) >= 64 ? x.contiguous() : x, opts));
+  // upsampling of those fails otherwise (pytorch#81665). bfloat16 on the CPU
+  // goes back to NCHW too: libtorch 1.13's CPU kernels gave garbage faces
+  // (PSNR 10 dB against float32's) with channels-last bfloat16 up-blocks.
+  const bool nchw = x.size(0) >= 64 || (x.is_cpu() && x.scalar_type() != torch::kFloat);
+  return conv(F::interpolate(nchw ? x.contiguous() : x, opts));
 }
 
 AttentionImpl::AttentionImpl(int64_t query_dim, int64_t context_dim, int64_t heads_,
