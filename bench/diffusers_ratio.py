@@ -1,16 +1,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Our C++ models' time over diffusers' on the same torch and CPU, in one run.
 
-    python3 bench/diffusers_ratio.py [--bench build/bench/musetalk_bench] [--batches 1,4]
+    /usr/bin/python3 bench/diffusers_ratio.py [--bench build/bench/musetalk_bench] [--batches 1,4]
                                      [--rounds 3] [--decoder sd-vae]
 
 Full-size MuseTalk v1.5 UNet and sd-vae-ft-mse decoder, random weights,
 float32, as many threads as the C++ side uses (every CPU this process may run
 on, see docs/performance.md). Python is diffusers itself when it is installed,
 otherwise bench/diffusers_reference.py (diffusers' operations transcribed,
-checked here against ../shared/golden first). C++ and Python runs alternate,
-`--rounds` times, and each side's fastest time counts, so that a noisy spell
-on a shared machine does not land on one side only. Prints ms per frame and
+checked here against ../shared/golden first). Each measurement warms up at its
+batch size, then takes the mean of two runs; C++ and Python measurements
+alternate, `--rounds` times, and each side's fastest counts, so that a noisy
+spell on a shared machine does not land on one side only. Prints ms per frame and
 the ratio C++ / Python for the UNet and the decoder at each batch size (<= 1.0:
 ours is not slower).
 """
@@ -61,27 +62,31 @@ def python_models(configs):
         return "diffusers' operations (transcribed)", unet, vae
 
 
-def time_python(unet, decode, batch, threads):
+def time_python(unet, decode, batch, threads, reps=2):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     latents = torch.randn(batch, 8, 32, 32)
     features = torch.randn(batch, 50, 384)
     t = torch.zeros(1, dtype=torch.long)
     with torch.inference_mode():
-        unet(latents[:1], t, features[:1])  # warm-up, as the C++ bench does
-        t0 = time.perf_counter()
-        pred = unet(latents, t, features)
-        t1 = time.perf_counter()
-        image = decode(pred * (1 / 0.18215))
-        image = (image / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
-        (image * 255).round().to(torch.uint8).flip(3).contiguous()
-        t2 = time.perf_counter()
-    return (t1 - t0) / batch * 1e3, (t2 - t1) / batch * 1e3
+        decode(unet(latents, t, features))  # warm-up at this batch (C++: --warm-each 1)
+        unet_s = decode_s = 0
+        for _ in range(reps):  # the mean of `reps` runs, as musetalk_bench --reps
+            t0 = time.perf_counter()
+            pred = unet(latents, t, features)
+            t1 = time.perf_counter()
+            image = decode(pred * (1 / 0.18215))
+            image = (image / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+            (image * 255).round().to(torch.uint8).flip(3).contiguous()
+            t2 = time.perf_counter()
+            unet_s, decode_s = unet_s + t1 - t0, decode_s + t2 - t1
+    return unet_s / reps / batch * 1e3, decode_s / reps / batch * 1e3
 
 
 def time_cpp(bench, batch, threads, decoder):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([bench, "--batches", str(batch), "--decoder", decoder],
+    out = subprocess.run([bench, "--batches", str(batch), "--decoder", decoder, "--warm-each", "1",
+                          "--reps", "2"],
                          capture_output=True, text=True, env=env, check=True).stdout
     for line in out.splitlines():
         m = re.match(r"\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", line)

@@ -3,7 +3,11 @@
 // weights): milliseconds per frame at several batch sizes.
 //   musetalk_bench [--device cpu|cuda] [--dtype float32|float16|bfloat16] [--batches 1,4,8,16]
 //   [--reps N]
-//                  [--decoder sd-vae|taesd]
+//                  [--decoder sd-vae|taesd] [--peak-tflops T] [--warm-each 1]
+// Also prints the FLOP rate the frame rate stands for (MuseTalk: ~800 GFLOP a
+// frame with the SD-VAE decoder, ~213 with TAESD) and, given the device's
+// peak (--peak-tflops, e.g. 989 for an H100 SXM's dense fp16/bf16), the
+// fraction of it.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -20,6 +24,8 @@ int main(int argc, char **argv) {
   std::string device_name = "cpu", dtype_name = "float32", batches_arg = "1,4,8,16",
               decoder = "sd-vae";
   int reps = 1;
+  double peak_tflops = 0;
+  bool warm_each = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--device")
@@ -32,6 +38,10 @@ int main(int argc, char **argv) {
       reps = std::stoi(v);
     else if (k == "--decoder")
       decoder = v;
+    else if (k == "--peak-tflops")
+      peak_tflops = std::stod(v);
+    else if (k == "--warm-each")
+      warm_each = v == "1";
   }
   torch::Device device(device_name);
   auto dtype = dtype_name == "float16"    ? torch::kHalf
@@ -69,13 +79,15 @@ int main(int argc, char **argv) {
   std::printf("MuseTalk v1.5 UNet + %s decoder, random weights, %s %s, %d torch threads\n",
               decoder == "taesd" ? "TAESD" : "sd-vae-ft-mse", device.str().c_str(),
               dtype_name.c_str(), torch::get_num_threads());
-  std::printf("%6s %12s %12s %12s %10s\n", "batch", "UNet ms/fr", "dec. ms/fr", "total ms/fr",
-              "fps");
+  const double gflop_per_frame = decoder == "taesd" ? 213 : 800;
+  std::printf("%6s %12s %12s %12s %10s %10s %8s\n", "batch", "UNet ms/fr", "dec. ms/fr",
+              "total ms/fr", "fps", "TFLOP/s", "% peak");
   // Warm-up (allocator, kernels).
   m.generate(torch::randn({1, 8, 32, 32}), torch::randn({1, 50, 384}));
   for (int64_t b : batches) {
     auto latents = torch::randn({b, 8, 32, 32}).to(device, dtype);
     auto features = torch::randn({b, 50, 384});
+    if (warm_each) m.generate(latents, features);  // warm at this batch's sizes too
     double unet_s = 0, vae_s = 0;
     for (int r = 0; r < reps; ++r) {
       auto ctx = nn::musetalk_positional_encoding(features.to(device)).to(dtype);
@@ -93,8 +105,11 @@ int main(int argc, char **argv) {
     }
     double per = double(b) * reps;
     double total = (unet_s + vae_s) / per;
-    std::printf("%6ld %12.1f %12.1f %12.1f %10.2f\n", long(b), unet_s / per * 1e3,
-                vae_s / per * 1e3, total * 1e3, 1.0 / total);
+    const double tflops = gflop_per_frame / total / 1e3;
+    char peak[16] = "-";
+    if (peak_tflops > 0) std::snprintf(peak, sizeof peak, "%.1f", 100 * tflops / peak_tflops);
+    std::printf("%6ld %12.1f %12.1f %12.1f %10.2f %10.3f %8s\n", long(b), unet_s / per * 1e3,
+                vae_s / per * 1e3, total * 1e3, 1.0 / total, tflops, peak);
     std::fflush(stdout);
   }
   return 0;
