@@ -33,13 +33,15 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t in, int64_t out, int64_t temb_chann
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor &x, const torch::Tensor &temb) {
-  auto h = conv1(F::silu(norm1(x)));
+  // In place wherever the input is a temporary of this block: the same
+  // values bit for bit (addition commutes), one activation-sized allocation
+  // (fresh, page-faulted memory for large maps) less each time.
+  auto h = conv1(silu_in_place(norm1(x)));
   if (time_emb_proj && temb.defined())
-    h = h + time_emb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv2(F::silu(norm2(h)));
-  auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
-  auto out = shortcut + h;
-  return output_scale_factor == 1.0 ? out : out / output_scale_factor;
+    h.add_(time_emb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1));
+  h = conv2(silu_in_place(norm2(h)));
+  h.add_(conv_shortcut ? conv_shortcut(x) : x);
+  return output_scale_factor == 1.0 ? h : h.div_(output_scale_factor);
 }
 
 Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding_) : padding(padding_) {
@@ -122,7 +124,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const torch::Tensor
   auto h = group_norm ? group_norm(x) : x;
   h = h.view({B, C, H * W}).transpose(1, 2);
   h = attend(h, context);
-  return h.transpose(1, 2).reshape({B, C, H, W}) + x;
+  return h.transpose(1, 2).reshape({B, C, H, W}).add_(x);
 }
 
 GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
@@ -131,7 +133,7 @@ GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
 
 torch::Tensor GEGLUImpl::forward(const torch::Tensor &x) {
   auto parts = linear(*proj, x).chunk(2, -1);
-  return parts[0] * F::gelu(parts[1]);
+  return F::gelu(parts[1]).mul_(parts[0]);
 }
 
 FeedForwardImpl::FeedForwardImpl(int64_t dim) {
@@ -156,9 +158,9 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(torch::Tensor x, const torch::Tensor &context) {
-  x = attn1(norm1(x)) + x;
-  x = attn2(norm2(x), context) + x;
-  return ff(norm3(x)) + x;
+  x = attn1(norm1(x)).add_(x);
+  x = attn2(norm2(x), context).add_(x);
+  return ff(norm3(x)).add_(x);
 }
 
 Transformer2DModelImpl::Transformer2DModelImpl(int64_t channels, int64_t heads, int64_t context_dim,
@@ -181,7 +183,7 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor &x,
   h = h.permute({0, 2, 3, 1}).reshape({B, H * W, C});
   for (auto &block : blocks) h = block(h, context);
   h = h.reshape({B, H, W, C}).permute({0, 3, 1, 2}).contiguous();
-  return proj_out(h) + x;
+  return proj_out(h).add_(x);
 }
 
 }  // namespace talker::nn

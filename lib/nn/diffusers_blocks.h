@@ -11,6 +11,12 @@
 
 namespace talker::nn {
 
+// SiLU computed in place on a temporary (a normalisation's output): the same
+// values, one activation-sized allocation less.
+inline torch::Tensor silu_in_place(torch::Tensor t) {
+  return torch::silu_(t);
+}
+
 // diffusers ResnetBlock2D (time_embedding_norm "default", pre-norm, SiLU).
 // temb_channels 0: no time embedding (the VAE's blocks).
 struct ResnetBlock2DImpl : torch::nn::Module {

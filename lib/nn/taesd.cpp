@@ -30,7 +30,7 @@ TaesdBlockImpl::TaesdBlockImpl(int64_t c) {
 }
 
 torch::Tensor TaesdBlockImpl::forward(const torch::Tensor &x) {
-  return torch::relu(conv->forward(x) + x);  // skip: Identity (in == out)
+  return torch::relu_(conv->forward(x).add_(x));  // skip: Identity (in == out)
 }
 
 TaesdDecoderImpl::TaesdDecoderImpl() {

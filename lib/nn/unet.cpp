@@ -270,7 +270,7 @@ torch::Tensor UNet2DConditionModelImpl::run(const torch::Tensor &sample, const t
   for (auto &block : down_list) x = block(x, temb, context, skips);
   x = mid_block(x, temb, context);
   for (auto &block : up_list) x = block(x, temb, context, skips);
-  return conv_out(F::silu(conv_norm_out(x)));
+  return conv_out(silu_in_place(conv_norm_out(x)));
 }
 
 torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor &sample,

@@ -108,7 +108,7 @@ VAEEncoderImpl::VAEEncoderImpl(const VAEConfig &c) {
 torch::Tensor VAEEncoderImpl::forward(const torch::Tensor &image) {
   auto x = conv_in(image);
   for (auto &b : blocks) x = b(x);
-  return conv_out(F::silu(conv_norm_out(mid_block(x))));
+  return conv_out(silu_in_place(conv_norm_out(mid_block(x))));
 }
 
 VAEDecoderImpl::VAEDecoderImpl(const VAEConfig &c) {
@@ -135,7 +135,7 @@ VAEDecoderImpl::VAEDecoderImpl(const VAEConfig &c) {
 torch::Tensor VAEDecoderImpl::forward(const torch::Tensor &z) {
   auto x = mid_block(conv_in(z));
   for (auto &b : blocks) x = b(x);
-  return conv_out(F::silu(conv_norm_out(x)));
+  return conv_out(silu_in_place(conv_norm_out(x)));
 }
 
 AutoencoderKLImpl::AutoencoderKLImpl(const VAEConfig &c) : config(c) {
