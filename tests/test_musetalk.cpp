@@ -297,6 +297,27 @@ TEST_CASE(
   CHECK(scheduler.stats().skipped_frames == 1);
 }
 
+TEST_CASE("BatchScheduler: a batch joins a run only if the longer run keeps everyone in time") {
+  RecordingModel model;
+  model.cost = 50ms;
+  Scheduler scheduler(model.fn());
+  scheduler.submit(frames({1})).get();           // ~50 ms a frame
+  auto busy = scheduler.submit(frames({2, 3}));  // ~100 ms
+  std::this_thread::sleep_for(5ms);
+  const auto now = Scheduler::Clock::now();
+  // Due first, alone it fits (starts at ~95 ms, 62 ms): with the other 4
+  // frames the run would take ~310 ms and end after it is due.
+  auto urgent = scheduler.submit(frames({10}, 8, now + 250ms));
+  auto relaxed = scheduler.submit(frames({20, 21, 22, 23}, 8, now + 5s));
+  busy.get();
+  CHECK(urgent.get().defined());
+  CHECK(relaxed.get().defined());
+  std::lock_guard<std::mutex> lock(model.lock);
+  REQUIRE(model.runs.size() == 4);
+  CHECK(model.runs[2] == std::vector<float>{10});
+  CHECK(model.runs[3] == std::vector<float>{20, 21, 22, 23});
+}
+
 TEST_CASE("BatchScheduler: a model error reaches every batch of the run") {
   Scheduler scheduler([](const torch::Tensor &, const torch::Tensor &) -> torch::Tensor {
     std::this_thread::sleep_for(20ms);

@@ -51,7 +51,7 @@ void BatchScheduler::work() {
     const auto now = Clock::now();
     for (auto it = pending_.begin(); it != pending_.end();) {
       const auto &r = it->request;
-      const auto expected = frame_cost_ * r.latents.size(0) * 5 / 4;
+      const auto expected = expected_run(r.latents.size(0));
       if (r.last_deadline != Clock::time_point::max() && now + expected > r.last_deadline) {
         ++stats_.skipped_requests;
         stats_.skipped_frames += uint64_t(r.latents.size(0));
@@ -65,21 +65,31 @@ void BatchScheduler::work() {
 
     std::vector<Pending> run;
     int64_t frames = 0, limit = 0;
+    // A merged run takes longer than each batch alone: a batch joins only if
+    // the longer run still ends before the first frame of every member is
+    // due (the head itself passed the skip rule above). Otherwise merging
+    // would make whole runs late, and their faces would be computed for
+    // nothing while the frames leave without them.
+    auto run_time = [&](int64_t n) { return expected_run(n); };
+    auto earliest_due = Clock::time_point::max();
     for (auto it = pending_.begin(); it != pending_.end();) {
-      const int64_t n = it->request.latents.size(0);
-      const int64_t cap =
-          run.empty() ? it->request.max_batch : std::min(limit, it->request.max_batch);
+      const auto &r = it->request;
+      const int64_t n = r.latents.size(0);
+      const int64_t cap = run.empty() ? r.max_batch : std::min(limit, r.max_batch);
       // Only frames of one shape stack (avatars may differ in face size).
       const bool same_shape =
-          run.empty() ||
-          (it->request.latents.sizes().slice(1) == run[0].request.latents.sizes().slice(1) &&
-           it->request.features.sizes().slice(1) == run[0].request.features.sizes().slice(1));
-      if (!run.empty() && (frames + n > cap || !same_shape)) {
+          run.empty() || (r.latents.sizes().slice(1) == run[0].request.latents.sizes().slice(1) &&
+                          r.features.sizes().slice(1) == run[0].request.features.sizes().slice(1));
+      const auto due = std::min(earliest_due, r.last_deadline);
+      const bool in_time =
+          run.empty() || due == Clock::time_point::max() || now + run_time(frames + n) <= due;
+      if (!run.empty() && (frames + n > cap || !same_shape || !in_time)) {
         ++it;
         continue;
       }
       limit = cap;
       frames += n;
+      earliest_due = due;
       run.push_back(std::move(*it));
       it = pending_.erase(it);
     }
@@ -106,13 +116,34 @@ void BatchScheduler::work() {
     const auto took = Clock::now() - start;
 
     l.lock();
-    const auto per_frame = took / std::max<int64_t>(frames, 1);
-    frame_cost_ = frame_cost_.count() ? (frame_cost_ * 3 + per_frame) / 4 : per_frame;
+    learn_run(frames, took);
     ++stats_.runs;
     stats_.frames += uint64_t(frames);
     if (run.size() > 1) ++stats_.merged_runs;
     stats_.largest_run = std::max(stats_.largest_run, frames);
   }
+}
+
+BatchScheduler::Clock::duration BatchScheduler::expected_run(int64_t frames) const {
+  if (runs_seen_ == 0) return Clock::duration(0);  // nothing known: nothing is skipped
+  const double var = mean_nn_ - mean_n_ * mean_n_;
+  double b = var > 0.25 ? (mean_nt_ - mean_n_ * mean_t_) / var : mean_t_ / mean_n_;
+  b = std::max(b, 0.0);
+  const double a = std::max(mean_t_ - b * mean_n_, 0.0);
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>((a + b * double(frames)) * 1.25));
+}
+
+void BatchScheduler::learn_run(int64_t frames, Clock::duration took) {
+  const double n = double(std::max<int64_t>(frames, 1));
+  const double t = std::chrono::duration<double>(took).count();
+  // Recent runs weigh most (about the last 20); the first one sets the means.
+  const double w = runs_seen_ == 0 ? 1.0 : 0.05;
+  runs_seen_ += 1;
+  mean_n_ += w * (n - mean_n_);
+  mean_t_ += w * (t - mean_t_);
+  mean_nn_ += w * (n * n - mean_nn_);
+  mean_nt_ += w * (n * t - mean_nt_);
 }
 
 }  // namespace talker::nn

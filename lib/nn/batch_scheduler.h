@@ -68,8 +68,13 @@ class BatchScheduler {
   std::deque<Pending> pending_;
   uint64_t next_sequence_ = 0;
   bool stopping_ = false;
-  // Recent cost of a frame in a run (running average), for the skip rule.
-  Clock::duration frame_cost_{0};
+  // What a run of n frames is expected to take, with a quarter's headroom:
+  // a + b·n fitted to recent runs (exponentially weighted least squares).
+  // Runs cost a fixed part plus a part per frame; a per-frame average alone
+  // would overrate merged runs when runs are small and keep them small.
+  Clock::duration expected_run(int64_t frames) const;
+  void learn_run(int64_t frames, Clock::duration took);
+  double runs_seen_ = 0, mean_n_ = 0, mean_t_ = 0, mean_nn_ = 0, mean_nt_ = 0;
   Stats stats_;
   std::thread worker_;
 };
