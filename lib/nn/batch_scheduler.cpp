@@ -66,11 +66,11 @@ void BatchScheduler::work() {
     std::vector<Pending> run;
     int64_t frames = 0, limit = 0;
     // A merged run takes longer than each batch alone: a batch joins only if
-    // the longer run still ends before the first frame of every member is
-    // due (the head itself passed the skip rule above). Otherwise merging
-    // would make whole runs late, and their faces would be computed for
-    // nothing while the frames leave without them.
-    auto run_time = [&](int64_t n) { return expected_run(n); };
+    // the longer run still ends before the last frame of every member is due
+    // (the head itself passed the skip rule above). Otherwise merging would
+    // make whole runs late, their faces computed for nothing while the
+    // frames leave without them. (Front frames due earlier leave faceless if
+    // the run overruns them: the element keeps time while it waits.)
     auto earliest_due = Clock::time_point::max();
     for (auto it = pending_.begin(); it != pending_.end();) {
       const auto &r = it->request;
@@ -82,7 +82,7 @@ void BatchScheduler::work() {
                           r.features.sizes().slice(1) == run[0].request.features.sizes().slice(1));
       const auto due = std::min(earliest_due, r.last_deadline);
       const bool in_time =
-          run.empty() || due == Clock::time_point::max() || now + run_time(frames + n) <= due;
+          run.empty() || due == Clock::time_point::max() || now + expected_run(frames + n) <= due;
       if (!run.empty() && (frames + n > cap || !same_shape || !in_time)) {
         ++it;
         continue;
