@@ -83,7 +83,9 @@ test('action clips: /set_audiotype plays a clip, its frames and sound together, 
   const r = (await set(2)).json;
   assert.strictEqual(r.code, 0, JSON.stringify(r));
   assert.deepStrictEqual(r.data, { clip: 'wave', seconds: 1 });
-  await sleep(4500);
+  // The clip reaches chromium one pipeline latency (~2 s) after the request and lasts 1 s; then
+  // more than a second of avatar frames must follow, whatever the latency of the day.
+  await sleep(6500);
   const { colors, onsets } = await page.evaluate(() => ({ colors: window.colors, onsets: window.avOnsets }));
   const magenta = colors.filter((c) => c.t > sent && c.magenta);
   const onset = onsets.find((x) => x > sent);
