@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "gst/common/face_meta.h"
 #include "gst/common/gst_ptr.h"
@@ -204,15 +205,21 @@ static std::string beside(const std::string &file, const char *name) {
 }
 
 // Runs one batch of speech frames; returns faces uint8 [k, H, W, 3].
-static torch::Tensor infer(LipSyncState &st, const std::vector<const Item *> &speech) {
+// The models' inputs for a batch: the avatar frames' latents and the features.
+static std::pair<torch::Tensor, torch::Tensor> batch_inputs(
+    const LipSyncState &st, const std::vector<const Item *> &speech) {
   std::vector<torch::Tensor> features, latents;
   for (const Item *it : speech) {
     features.push_back(it->features);
     latents.push_back(st.avatar->latents[it->avatar_frame]);
   }
-  if (st.active.batch_invariant)
-    return st.model->generate_each(torch::stack(latents), torch::stack(features));
-  return st.model->generate(torch::stack(latents), torch::stack(features));
+  return {torch::stack(latents), torch::stack(features)};
+}
+
+static torch::Tensor infer(LipSyncState &st, const std::vector<const Item *> &speech) {
+  auto [latents, features] = batch_inputs(st, speech);
+  if (st.active.batch_invariant) return st.model->generate_each(latents, features);
+  return st.model->generate(latents, features);
 }
 
 // Starts one batch's inference: queued at the shared scheduler (merged with
@@ -229,13 +236,7 @@ static std::future<torch::Tensor> start_inference(LipSyncState &st,
                       [&st, speech] { return infer(st, speech); });
   }
   nn::BatchScheduler::Request r;
-  std::vector<torch::Tensor> features, latents;
-  for (const Item *it : speech) {
-    features.push_back(it->features);
-    latents.push_back(st.avatar->latents[it->avatar_frame]);
-  }
-  r.latents = torch::stack(latents);
-  r.features = torch::stack(features);
+  std::tie(r.latents, r.features) = batch_inputs(st, speech);
   r.first_deadline = first;
   r.last_deadline = last;
   r.max_batch = std::max<int64_t>(st.active.shared_batch_size, int64_t(speech.size()));
