@@ -34,7 +34,7 @@ test('chat: speech starts after the first sentence, Markdown never spoken, histo
   const first = '**Hello** there my friend. This is the *second* sentence of a rather long reply 🎉 ' +
     'and it goes on with more words so that streaming it takes well over two seconds at thirty tokens each second. ' +
     'Here are more words to make it longer still. '.repeat(5) + 'The end is here.';
-  const long = 'I will talk for a long time now. ' + 'And on and on I go with more and more words to say. '.repeat(12);
+  const long = 'I will talk for a long time now. ' + 'And on and on I go with more and more words to say. '.repeat(40);
   const llm = await llmStandIn(t, [{ tokens: words(first) }, { tokens: words(long) }, { status: 500 }]);
   const { server, page } = await serverAndPage(t, ['--llm-url', llm.url, '--llm-model', 'stand-in',
     '--system-prompt', 'You are a talking head.', '--llm-key-env', 'TALKER_TEST_LLM_KEY']);

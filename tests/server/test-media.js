@@ -77,13 +77,21 @@ test('/humanaudio: a WAV and an MP3 are heard with their rhythm, lips move; bad 
     // The spacings differ by 500 ms, so the rhythm is still unmistakable.
     heard.forEach((h, i) => assert.ok(Math.abs(h - expected[i]) < 0.040, `${name}: spacing ${h} vs ${expected[i]}`));
     await until(async () => (await server.post('/is_speaking', { sessionid: id })).json.data === false, 10000);
-    await sleep(800);
     // The lips: generated (far from every idle frame) while a burst plays.
-    const d = await distances(page, idleStart, idleEnd);
+    // Compared with a second of frames from 1.5 s after the last onset (past
+    // the burst, the last batch and the transition): waited for, since on a
+    // loaded machine the browser may show them later than the sound.
+    const quietFrom = onsets[2] + 1500;
+    let d = [];
+    await until(async () => {
+      d = await distances(page, idleStart, idleEnd);
+      return d.filter((s) => s.t > quietFrom + 1000).length > 0;
+    }, 15000, 200);
     const during = d.filter((s) => bursts.some(([a, b]) => s.t > onsets[0] + (a - bursts[0][0]) * 1000 + 150 &&
       s.t < onsets[0] + (b - bursts[0][0]) * 1000)).map((s) => s.d);
-    const quietAfter = d.filter((s) => s.t > onsets[2] + 1500).map((s) => s.d);
+    const quietAfter = d.filter((s) => s.t > quietFrom && s.t < quietFrom + 1000).map((s) => s.d);
     console.log(`# ${name}: mouth distance to idle while bursts play ${median(during).toFixed(2)} (${during.length} frames), after ${median(quietAfter).toFixed(2)}`);
+    assert.ok(quietAfter.length > 5, `${name}: frames after the speech: ${quietAfter.length}`);
     assert.ok(during.length > 10 && median(during) > 4 * Math.max(1, median(quietAfter)), `${name}: the lips move`);
   }
 

@@ -72,6 +72,7 @@ test('RTMP push: /push streams to nginx-rtmp, speech and video arrive, two pushe
   assert.strictEqual(b.data.slot, 1);
   assert.ok(await until(async () => (await server.sessions()).every((s) => s.push_state === 'connected'), 20000),
     JSON.stringify(await server.sessions()));
+  const connectedAt = Date.now();
   const s = (await server.sessions()).find((x) => x.sessionid === a.sessionid);
   assert.strictEqual(s.transport, 'rtmp');
   assert.strictEqual(s.connected, true);
@@ -80,7 +81,8 @@ test('RTMP push: /push streams to nginx-rtmp, speech and video arrive, two pushe
   // A push is a broadcast: it is ended by the API, not by idling.
   assert.strictEqual((await server.post('/end_session', { sessionid: a.sessionid })).json.code, 0);
   assert.strictEqual((await server.post('/end_session', { sessionid: b.sessionid })).json.code, 0);
-  const pushed = (Date.now() - started) / 1000;
+  const endedAt = Date.now();
+  const pushed = (endedAt - started) / 1000;
   await until(async () => (await server.sessions()).length === 0, 5000);
   await sleep(1000);  // nginx closes the recordings
 
@@ -92,9 +94,14 @@ test('RTMP push: /push streams to nginx-rtmp, speech and video arrive, two pushe
   const duration = Number(info.format.duration);
   console.log(`# RTMP push: ${codecs.join('+')}, ${duration.toFixed(1)} s, ${frames} frames, in ${pushed.toFixed(1)} s of /push to /end_session`);
   assert.deepStrictEqual(codecs, ['aac', 'h264']);
-  // The stream starts one pipeline latency (2 s with the micro models) after /push answers, plus
-  // the RTMP handshake and the first key frame; it cannot be longer than the push.
-  assert.ok(duration > pushed - 4 && duration < pushed + 0.5, `${duration} s recorded of ${pushed} s`);
+  // The stream starts once the connection is up and one pipeline latency (its first buffer is
+  // rendered then) after /push answered, whichever is later, plus the first key frame (x264's
+  // first frame is one; 1 s of slack); it cannot be longer than the push.
+  const from = Math.max(connectedAt, started + s.latency_ms);
+  const expected = (endedAt - from) / 1000;
+  console.log(`# RTMP push: connected ${connectedAt - started} ms after /push, latency ${s.latency_ms} ms`);
+  assert.ok(duration > expected - 1 && duration < pushed + 0.5,
+    `${duration} s recorded of ${pushed} s pushed, ${expected.toFixed(2)} s after connection and latency`);
   assert.ok(Math.abs(frames / duration - 25) < 2, `${frames} frames in ${duration} s`);
   // The speech reached the platform.
   const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', flv, '-vn', '-f', 's16le', '-ac', '1', '-ar', '16000', '-'], { maxBuffer: 1 << 27 });

@@ -3,6 +3,7 @@
 
 #include <malloc.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -898,6 +899,35 @@ void Api::publish(std::uint64_t id, const SentenceEvent &e) {
   }
 }
 
+void Api::drop_closed_event_streams() {
+  // libsoup reads nothing from a connection while it writes a response, so a
+  // client that closed its /sse stream is noticed only when a write fails: up
+  // to two keep-alives later. An event-stream client sends nothing after its
+  // request, so a readable socket means it is leaving: a FIN (recv returns 0),
+  // an error, or, over TLS, its close_notify just before the FIN.
+  std::vector<SoupServerMessage *> gone;
+  for (auto &[id, clients] : sse_clients_)
+    for (SoupServerMessage *m : clients) {
+      GSocket *sock = soup_server_message_get_socket(m);
+      if (!sock) {
+        gone.push_back(m);
+        continue;
+      }
+      char byte;
+      const ssize_t n = recv(g_socket_get_fd(sock), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) gone.push_back(m);
+    }
+  for (SoupServerMessage *m : gone) {
+    for (auto it = sse_clients_.begin(); it != sse_clients_.end();) {
+      it->second.erase(m);
+      it = it->second.empty() ? sse_clients_.erase(it) : std::next(it);
+    }
+    // Ends the response: libsoup's write then fails and frees the connection.
+    soup_message_body_complete(soup_server_message_get_response_body(m));
+    soup_server_message_unpause(m);
+  }
+}
+
 void Api::admin_sessions(SoupServerMessage *msg) {
   json list = json::array();
   for (auto &[id, s] : sessions_) {
@@ -964,7 +994,9 @@ gboolean Api::on_tick(gpointer data) {
     if (!why.empty()) ended.emplace_back(id, why);
   }
   for (auto &[id, why] : ended) self->end_session(id, why);
-  // SSE keep-alive, so that proxies keep the stream open.
+  self->drop_closed_event_streams();
+  // SSE keep-alive, so that proxies keep the stream open (and a half-open
+  // connection, whose peer vanished without a FIN, fails a write).
   if (++self->beat_ % 30 == 0)
     for (auto &[id, clients] : self->sse_clients_)
       for (SoupServerMessage *m : clients) {

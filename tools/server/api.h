@@ -71,6 +71,8 @@ class Api {
   std::size_t body_limit(const std::string &path) const;
   std::string avatar_dir(const std::string &name, std::string *why) const;
   std::uint64_t new_session_id();
+  // Forgets /sse streams whose client went away (checked every tick).
+  void drop_closed_event_streams();
   static gboolean on_tick(gpointer self);
 
   const Options options_;
