@@ -200,6 +200,9 @@ class Child {
     pid_ = -1;
   }
   bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(-pid_, sig);
+  }
 
  private:
   pid_t pid_ = -1;
@@ -256,6 +259,92 @@ class NginxRtmp {
   Child child_;
 };
 
+// The real SRS (../shared/srs/srs, SRS 7.0.18 built for Debian 12) on
+// loopback with ports of its own, run from a working folder in `dir`, with
+// rtc_to_rtmp (a WHIP publish is readable as HTTP-FLV) and rtmp_to_rtc.
+// kill() and restart() as an operator would; freeze()/thaw() with SIGSTOP.
+class Srs {
+ public:
+  static std::string binary() {
+    const char *env = g_getenv("TALKER_SRS");
+    if (env) return env;
+    return std::string(TALKER_SOURCE_ROOT) + "/../shared/srs/srs";
+  }
+  static bool available() { return g_file_test(binary().c_str(), G_FILE_TEST_IS_EXECUTABLE); }
+
+  explicit Srs(const std::string &dir)
+      : dir_(dir),
+        rtmp_(free_port()),
+        http_(free_port()),
+        api_(free_port()),
+        rtc_(free_udp_port()) {
+    g_mkdir_with_parents((dir + "/html").c_str(), 0755);
+    std::ofstream conf(dir + "/srs.conf");
+    conf << "listen 127.0.0.1:" << rtmp_ << ";\nmax_connections 100;\ndaemon off;\n"
+         << "srs_log_tank console;\npid ./srs.pid;\n"
+         << "http_server { enabled on; listen 127.0.0.1:" << http_ << "; dir ./html; }\n"
+         << "http_api { enabled on; listen 127.0.0.1:" << api_ << "; }\n"
+         << "stats { network 0; }\n"
+         << "rtc_server { enabled on; listen " << rtc_ << "; candidate 127.0.0.1; }\n"
+         << "vhost __defaultVhost__ {\n"
+         << "  rtc { enabled on; rtmp_to_rtc on; rtc_to_rtmp on; }\n"
+         << "  http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }\n}\n";
+    conf.close();
+    start();
+  }
+  void start() {
+    // SRS reads its config relative to its working folder.
+    child_ = Child({"sh", "-c", "cd '" + dir_ + "' && exec '" + binary() + "' -c srs.conf"},
+                   nullptr, dir_ + "/srs.log");
+    for (int i = 0; i < 200 && !port_open(api_); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!port_open(api_)) throw std::runtime_error("SRS did not start: see " + dir_ + "/srs.log");
+  }
+  void kill() { child_.stop(); }
+  void freeze() { child_.signal(SIGSTOP); }
+  void thaw() { child_.signal(SIGCONT); }
+  std::string whip_url(const std::string &stream) const {
+    return "http://127.0.0.1:" + std::to_string(api_) + "/rtc/v1/whip/?app=live&stream=" + stream;
+  }
+  std::string whep_url(const std::string &stream) const {
+    return "http://127.0.0.1:" + std::to_string(api_) + "/rtc/v1/whep/?app=live&stream=" + stream;
+  }
+  std::string flv_url(const std::string &stream) const {
+    return "http://127.0.0.1:" + std::to_string(http_) + "/live/" + stream + ".flv";
+  }
+  std::string rtmp_url(const std::string &stream) const {
+    return "rtmp://127.0.0.1:" + std::to_string(rtmp_) + "/live/" + stream;
+  }
+  std::string api_url(const std::string &path) const {
+    return "http://127.0.0.1:" + std::to_string(api_) + path;
+  }
+  const std::string &dir() const { return dir_; }
+
+  // Records the stream's HTTP-FLV (what a viewer or an RTMP relay gets)
+  // to `file` until stopped.
+  Child record_flv(const std::string &stream, const std::string &file) const {
+    return Child({"curl", "-s", "-N", "--max-time", "900", "-o", file, flv_url(stream)}, nullptr,
+                 dir_ + "/curl.log");
+  }
+
+  static int free_udp_port() {
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    close(fd);
+    return ntohs(a.sin_port);
+  }
+
+ private:
+  std::string dir_;
+  int rtmp_, http_, api_, rtc_;
+  Child child_;
+};
+
 // Marks found in decoded media: PTS of flashes (frames turning bright) and of
 // beep onsets (first loud sample after 300 ms of quiet), in seconds.
 struct Marks {
@@ -281,8 +370,10 @@ inline Marks marks_of_flv(const std::string &path) {
   bool bright = false;
   size_t quiet = 1000000;
   auto on_sample = [&](GstElement *sink, bool video) {
+    // A file without one of the tracks never gives that appsink EOS: a
+    // track that has nothing for 5 s has ended.
     GstSample *sample = nullptr;
-    g_signal_emit_by_name(sink, "pull-sample", &sample);
+    g_signal_emit_by_name(sink, "try-pull-sample", GstClockTime(5 * GST_SECOND), &sample);
     if (!sample) return false;
     GstBuffer *buf = gst_sample_get_buffer(sample);
     GstMapInfo map;

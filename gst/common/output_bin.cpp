@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "gst/common/output_bin.h"
 
+#include <algorithm>
+
 namespace {
 
 struct GstTalkerOutputBinPrivate {
@@ -113,6 +115,60 @@ static void output_bin_handle_message(GstBin *bin, GstMessage *message) {
   GST_BIN_CLASS(gst_talker_output_bin_parent_class)->handle_message(bin, message);
 }
 
+// A live sink: the pipeline's latency is what upstream needs (the largest
+// minimum of our inputs). The stage's own network sinks do not sync, and a
+// bin of them answers "not live", which left the pipeline with latency 0 and
+// made a talking head pushed alone drop its frames as late.
+static gboolean output_bin_query(GstElement *element, GstQuery *query) {
+  if (GST_QUERY_TYPE(query) != GST_QUERY_LATENCY)
+    return GST_ELEMENT_CLASS(gst_talker_output_bin_parent_class)->query(element, query);
+  gboolean live = FALSE;
+  GstClockTime min = 0, max = GST_CLOCK_TIME_NONE;
+  bool answered = false;
+  GstIterator *it = gst_element_iterate_sink_pads(element);
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstQuery *upstream = gst_query_new_latency();
+    if (gst_pad_peer_query(GST_PAD(g_value_get_object(&item)), upstream)) {
+      gboolean l = FALSE;
+      GstClockTime mn = 0, mx = GST_CLOCK_TIME_NONE;
+      gst_query_parse_latency(upstream, &l, &mn, &mx);
+      if (l) {
+        live = TRUE;
+        min = std::max(min, mn);
+        if (GST_CLOCK_TIME_IS_VALID(mx))
+          max = GST_CLOCK_TIME_IS_VALID(max) ? std::min(max, mx) : mx;
+      }
+      answered = true;
+    }
+    gst_query_unref(upstream);
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  if (!answered) return FALSE;
+  gst_query_set_latency(query, live, min, max);
+  return TRUE;
+}
+
+// The pipeline's LATENCY event goes upstream from here, as from any sink
+// (musetalklipsync takes its frames' deadlines from it).
+static gboolean output_bin_send_event(GstElement *element, GstEvent *event) {
+  if (GST_EVENT_TYPE(event) != GST_EVENT_LATENCY)
+    return GST_ELEMENT_CLASS(gst_talker_output_bin_parent_class)->send_event(element, event);
+  gboolean ok = TRUE;
+  GstIterator *it = gst_element_iterate_sink_pads(element);
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    ok &= gst_pad_push_event(GST_PAD(g_value_get_object(&item)), gst_event_ref(event));
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  gst_event_unref(event);
+  return ok;
+}
+
 // Disposed without going back to READY (the pipeline dropped while playing):
 // stop the session thread before GstBin removes the stage under it.
 static void output_bin_dispose(GObject *object) {
@@ -135,6 +191,8 @@ static void gst_talker_output_bin_class_init(GstTalkerOutputBinClass *klass) {
   element_class->request_new_pad = output_bin_request_new_pad;
   element_class->release_pad = output_bin_release_pad;
   element_class->change_state = output_bin_change_state;
+  element_class->query = output_bin_query;
+  element_class->send_event = output_bin_send_event;
   GST_BIN_CLASS(klass)->handle_message = output_bin_handle_message;
   const auto rw = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   g_object_class_install_property(

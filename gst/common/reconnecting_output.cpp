@@ -115,7 +115,8 @@ GstPadProbeReturn ReconnectingOutput::caps_probe(GstPad *pad, GstPadProbeInfo *i
 }
 
 void ReconnectingOutput::on_caps(Track *track, GstCaps *caps) {
-  Branch branch = build_branch(bin_, track->kind, caps, wire_, encoder);
+  Branch branch = build_branch(bin_, track->kind, caps, wire_, encoder,
+                               rtp_ssrcs[track->kind == MediaKind::kVideo ? 0 : 1]);
   gst_ghost_pad_set_target(GST_GHOST_PAD(track->pad), branch.sink);
   gst_object_unref(branch.sink);
   // Until a stage is linked (or while it is replaced) the tail's output has

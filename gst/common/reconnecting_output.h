@@ -38,6 +38,9 @@ class ReconnectingOutput {
   // Settings are read when a session starts.
   EncoderSettings encoder;
   RetrySettings retry;
+  // The RTP payloaders' SSRCs (video, audio); 0: their own random ones. Set
+  // before caps arrive, they stay the same over every reconnect.
+  guint rtp_ssrcs[2] = {0, 0};
 
   // GstElement::request_new_pad / release_pad for "video" and "audio".
   GstPad *request_pad(GstPadTemplate *templ, MediaKind kind);

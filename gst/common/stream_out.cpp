@@ -35,7 +35,7 @@ guint keyframe_distance(const GstStructure *s, guint interval_ms) {
 }
 
 std::vector<GstElement *> video_chain(const GstStructure *s, WireFormat wire,
-                                      const EncoderSettings &settings, bool *encodes) {
+                                      const EncoderSettings &settings, guint ssrc, bool *encodes) {
   std::vector<GstElement *> chain;
   const char *name = gst_structure_get_name(s);
   if (g_str_equal(name, "video/x-raw")) {
@@ -62,6 +62,7 @@ std::vector<GstElement *> video_chain(const GstStructure *s, WireFormat wire,
   } else {
     GstElement *pay = make("rtph264pay");
     g_object_set(pay, "pt", kVideoPayloadType, "config-interval", -1, nullptr);
+    if (ssrc) g_object_set(pay, "ssrc", ssrc, nullptr);
     gst_util_set_object_arg(G_OBJECT(pay), "aggregate-mode", "zero-latency");
     chain.push_back(pay);
     // x264 marks constrained baseline as 42c0xx, the offer (and every WebRTC
@@ -77,7 +78,7 @@ std::vector<GstElement *> video_chain(const GstStructure *s, WireFormat wire,
 }
 
 std::vector<GstElement *> audio_chain(const GstStructure *s, WireFormat wire,
-                                      const EncoderSettings &settings, bool *encodes) {
+                                      const EncoderSettings &settings, guint ssrc, bool *encodes) {
   std::vector<GstElement *> chain;
   const char *name = gst_structure_get_name(s);
   if (g_str_equal(name, "audio/x-raw")) {
@@ -107,6 +108,7 @@ std::vector<GstElement *> audio_chain(const GstStructure *s, WireFormat wire,
     if (!*encodes) chain.push_back(make("opusparse"));
     GstElement *pay = make("rtpopuspay");
     g_object_set(pay, "pt", kAudioPayloadType, nullptr);
+    if (ssrc) g_object_set(pay, "ssrc", ssrc, nullptr);
     chain.push_back(pay);
   } else {
     if (!aac) throw Error(std::string("FLV carries AAC: give raw or AAC audio, not ") + name);
@@ -118,13 +120,13 @@ std::vector<GstElement *> audio_chain(const GstStructure *s, WireFormat wire,
 }  // namespace
 
 Branch build_branch(GstBin *bin, MediaKind kind, const GstCaps *caps, WireFormat wire,
-                    const EncoderSettings &settings) {
+                    const EncoderSettings &settings, guint rtp_ssrc) {
   if (!caps || gst_caps_is_empty(caps)) throw Error("no caps");
   const GstStructure *s = gst_caps_get_structure(caps, 0);
   Branch branch;
   std::vector<GstElement *> chain = kind == MediaKind::kVideo
-                                        ? video_chain(s, wire, settings, &branch.encodes)
-                                        : audio_chain(s, wire, settings, &branch.encodes);
+                                        ? video_chain(s, wire, settings, rtp_ssrc, &branch.encodes)
+                                        : audio_chain(s, wire, settings, rtp_ssrc, &branch.encodes);
   for (GstElement *e : chain) gst_bin_add(bin, e);
   for (size_t i = 1; i < chain.size(); ++i)
     if (!gst_element_link(chain[i - 1], chain[i]))

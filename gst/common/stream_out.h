@@ -32,13 +32,14 @@ struct Branch {
   bool encodes = false;        // raw input, encoded here
 };
 
-// Adds to `bin` (in its state) the elements that bring `caps` to the wire:
+// Adds to `bin` (in its state) the elements that bring `caps` to the wire
+// (`rtp_ssrc`: the payloader's SSRC, 0 for a random one):
 // H.264 constrained baseline, zero-latency, a key frame every
 // keyframe_interval_ms with SPS/PPS before each (encoded H.264 is only
 // parsed, SPS/PPS inserted); audio as Opus 48 kHz (RTP, payloaded) or AAC
 // 48 kHz (FLV). Throws talker::Error naming the caps it cannot carry.
 Branch build_branch(GstBin *bin, MediaKind kind, const GstCaps *caps, WireFormat wire,
-                    const EncoderSettings &settings);
+                    const EncoderSettings &settings, guint rtp_ssrc = 0);
 
 // The seam in front of a replaceable stage. Pads made here are the stage's
 // ghost sink pads: while the gate is shut they drop what arrives; a flow error

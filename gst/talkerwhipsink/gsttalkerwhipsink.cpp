@@ -97,7 +97,15 @@ std::vector<std::string> candidate_addresses(const std::string &sdp) {
 class WhipOutput : public talker::gst::ReconnectingOutput {
  public:
   explicit WhipOutput(GstBin *bin)
-      : ReconnectingOutput(bin, talker::gst::WireFormat::kRtp, "talker-whip") {}
+      : ReconnectingOutput(bin, talker::gst::WireFormat::kRtp, "talker-whip") {
+    // SSRCs chosen up front, so that every offer names them (a=ssrc, msid)
+    // whenever media starts to flow: an offer without them gets fewer
+    // m-lines back from SRS. They stay over reconnects (the payloaders do).
+    rtp_ssrcs[0] = g_random_int_range(1, G_MAXINT32);
+    do rtp_ssrcs[1] = g_random_int_range(1, G_MAXINT32);
+    while (rtp_ssrcs[1] == rtp_ssrcs[0]);
+    peer_.set_own_ssrcs(rtp_ssrcs[0], rtp_ssrcs[1]);
+  }
   ~WhipOutput() override { stop(); }
 
   // Read when a session starts.
@@ -164,6 +172,8 @@ GstPad *WhipOutput::stage_target(GstElement *stage, const Track &track, unsigned
               "rtcp-fb-ccm-fir=(boolean)true"
             : "application/x-rtp, media=(string)audio, encoding-name=(string)OPUS, "
               "payload=(int)111, clock-rate=(int)48000, encoding-params=(string)2");
+  // The SSRC the payloader uses: webrtcbin writes a=ssrc lines from it.
+  gst_caps_set_simple(codec, "ssrc", G_TYPE_UINT, rtp_ssrcs[video ? 0 : 1], nullptr);
   // The pad brings its transceiver: make it send-only with the codec the
   // offer must carry (the payloader's caps are not known before data flows).
   const std::string name = "sink_" + std::to_string(index);
@@ -243,15 +253,7 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
   peer_.reset(gint64(now_ms() + connect_timeout_ms));
   peer_.attach(webrtc);
   install_stage(stage);
-  // The offer names each track's SSRC and stream only once its caps reached
-  // webrtcbin (the first buffer after linking brings them).
-  const bool caps_known = wait_until([&] { return peer_.read_own_ssrcs(webrtc); }, Ms(2000));
   if (stopping() || failed()) return end;
-  peer_.read_own_ssrcs(webrtc);
-  if (!caps_known)
-    // The offer then names no SSRC or stream id; receivers put such tracks
-    // in one default stream, so they stay in sync.
-    GST_WARNING_OBJECT(bin_, "no caps reached webrtcbin within 2 s: offering without SSRCs");
 
   GstPromise *promise = gst_promise_new();
   g_signal_emit_by_name(webrtc, "create-offer", nullptr, promise);
@@ -339,8 +341,10 @@ WhipOutput::SessionEnd WhipOutput::run_session(unsigned attempt) {
   gst_promise_unref(promise);
   gst_webrtc_session_description_free(answer);
   if (set_error) {
-    end.fatal = true;
+    // Not fatal: a server may answer one offer badly (SRS drops m-lines it
+    // cannot map) and the next one well; max-retries bounds it.
     end.reason = std::string("webrtcbin refused the answer: ") + set_error->message;
+    GST_WARNING_OBJECT(bin_, "%s; answer:\n%s", end.reason.c_str(), session.answer_sdp.c_str());
     g_error_free(set_error);
     return end;
   }
