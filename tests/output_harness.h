@@ -85,6 +85,13 @@ inline gst::GstPtr<GstElement> marked_pipeline(const std::string &sink_desc) {
   return p;
 }
 
+// Sets a pipeline to NULL when the scope ends, also when a REQUIRE leaves
+// it early (a playing pipeline dropped while its output thread runs aborts).
+struct NullOnExit {
+  GstElement *pipeline;
+  ~NullOnExit() { gst_element_set_state(pipeline, GST_STATE_NULL); }
+};
+
 // Element messages named `name` ("talker-rtmp", "talker-whip") and errors,
 // read from the bus while a pipeline runs.
 struct BusLog {

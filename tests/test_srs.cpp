@@ -65,12 +65,16 @@ nlohmann::json srs_stream(const test::Srs &srs, const std::string &name) {
   return nullptr;
 }
 
-// True once SRS has the stream published with both its tracks' codecs (its
-// HTTP-FLV writes a header for the tracks it has when a viewer joins).
+// True once SRS has the stream published and its video's codec (its HTTP-FLV
+// writes a header for the tracks it has when a viewer joins; audio, a steady
+// 50 packets a second, is there by then, while video waits for SRS's first
+// sender report and the key frame after it). The API's "audio" entry is not
+// waited for: this SRS sometimes leaves it null for a stream whose FLV has
+// AAC all along.
 bool srs_has_av(const test::Srs &srs, const std::string &name) {
   const auto s = srs_stream(srs, name);
   return !s.is_null() && s["publish"]["active"] == true && s.contains("video") &&
-         s["video"].is_object() && s.contains("audio") && s["audio"].is_object();
+         s["video"].is_object();
 }
 
 template <typename Done>
@@ -101,6 +105,7 @@ TEST_CASE(
   // Defaults: rtcp-timeout 3000, the liveness that used to end every SRS
   // session after 3 s.
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("flash") + "\"");
+  test::NullOnExit stop_at_end{p.get()};
   gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
   log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
@@ -177,6 +182,7 @@ TEST_CASE("SRS: killed mid-push and restarted 4 s later; the push is back with b
   const std::string dir = temp_dir();
   test::Srs srs(dir);
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("restart") + "\"");
+  test::NullOnExit stop_at_end{p.get()};
   gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
   log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
@@ -203,6 +209,7 @@ TEST_CASE("SRS: frozen (SIGSTOP) for 6 s; the push is back with both tracks once
   const std::string dir = temp_dir();
   test::Srs srs(dir);
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("frozen") + "\"");
+  test::NullOnExit stop_at_end{p.get()};
   gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
   log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
@@ -227,6 +234,7 @@ TEST_CASE(
   const std::string dir = temp_dir();
   test::Srs srs(dir);
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("late") + "\"");
+  test::NullOnExit stop_at_end{p.get()};
   GstPtr<GstElement> vsrc(gst_bin_get_by_name(GST_BIN(p.get()), "vsrc"));
   GstPtr<GstPad> vpad(gst_element_get_static_pad(vsrc.get(), "src"));
   // Holds back video buffers (not caps) for the first 6 s of running time.
@@ -272,12 +280,13 @@ struct HeadMedia {
 };
 
 HeadMedia head_media_of_flv(const std::string &path, const avatar::AvatarFrames &a) {
-  const std::string desc = "filesrc location=\"" + path +
-                           "\" ! flvdemux name=d d.video ! queue ! h264parse ! avdec_h264 ! "
-                           "videoconvert ! video/x-raw,format=BGR ! appsink name=v sync=false "
-                           "d.audio ! queue ! aacparse ! avdec_aac ! audioconvert ! audioresample ! "
-                           "audio/x-raw,format=S16LE,channels=1,rate=16000 ! appsink name=a "
-                           "sync=false";
+  const std::string desc =
+      "filesrc location=\"" + path +
+      "\" ! flvdemux name=d d.video ! queue ! h264parse ! avdec_h264 ! "
+      "videoconvert ! video/x-raw,format=BGR ! appsink name=v sync=false "
+      "d.audio ! queue ! aacparse ! avdec_aac ! audioconvert ! audioresample ! "
+      "audio/x-raw,format=S16LE,channels=1,rate=16000 ! appsink name=a "
+      "sync=false";
   GError *error = nullptr;
   GstPtr<GstElement> p(gst_parse_launch(desc.c_str(), &error));
   if (error) throw std::runtime_error(error->message);
@@ -306,8 +315,8 @@ HeadMedia head_media_of_flv(const std::string &path, const avatar::AvatarFrames 
         cv::Mat frame(a.height, a.width, CV_8UC3, map.data);
         double best = 1e9;
         for (const cv::Mat &f : a.frames)
-          best = std::min(best, cv::norm(frame(mouth), f(mouth), cv::NORM_L1) /
-                                    (mouth.area() * 3.0));
+          best =
+              std::min(best, cv::norm(frame(mouth), f(mouth), cv::NORM_L1) / (mouth.area() * 3.0));
         out.mouth.push_back(best);
       } else if (!video) {
         const auto *x = reinterpret_cast<const int16_t *>(map.data);
@@ -328,7 +337,8 @@ HeadMedia head_media_of_flv(const std::string &path, const avatar::AvatarFrames 
 
 }  // namespace
 
-TEST_CASE("SRS: a talking head (micro models) pushed with talkerwhipsink alone: moving mouth, speech") {
+TEST_CASE(
+    "SRS: a talking head (micro models) pushed with talkerwhipsink alone: moving mouth, speech") {
   const std::string dir = temp_dir();
   test::Srs srs(dir);
   const std::string q = "queue max-size-buffers=0 max-size-bytes=0 max-size-time=10000000000";
@@ -341,6 +351,7 @@ TEST_CASE("SRS: a talking head (micro models) pushed with talkerwhipsink alone: 
   GError *error = nullptr;
   GstPtr<GstElement> p(gst_parse_launch(desc.c_str(), &error));
   REQUIRE(!error);
+  test::NullOnExit stop_at_end{p.get()};
   GstPtr<GstElement> tts(gst_bin_get_by_name(GST_BIN(p.get()), "tts"));
   GstPtr<GstElement> head(gst_bin_get_by_name(GST_BIN(p.get()), "head"));
   gst_element_set_state(p.get(), GST_STATE_PLAYING);
@@ -387,9 +398,10 @@ TEST_CASE("SRS: a talking head (micro models) pushed with talkerwhipsink alone: 
   size_t moving = 0, still = 0, loud = 0;
   for (double d : m.mouth) (d > 10 ? moving : still) += 1;
   for (double r : m.rms) loud += r > 1000;
-  WARN("SRS talking head: " << m.mouth.size() << " frames (" << moving << " with a generated mouth, "
-                            << still << " idle), " << loud << " loud 20 ms blocks of "
-                            << m.rms.size() << "; latency " << min / 1e6 << " ms");
+  WARN("SRS talking head: " << m.mouth.size() << " frames (" << moving
+                            << " with a generated mouth, " << still << " idle), " << loud
+                            << " loud 20 ms blocks of " << m.rms.size() << "; latency " << min / 1e6
+                            << " ms");
   CHECK(m.mouth.size() > 5 * 25);
   CHECK(moving > 25);  // a second of speech at least
   CHECK(still > 10);   // the idle face before it

@@ -132,6 +132,25 @@ void PeerRtcpWatch::attach(GstElement *webrtc) {
     GstElementFactory *f = gst_element_get_factory(e);
     if (f && g_str_equal(GST_OBJECT_NAME(f), "rtpbin")) {
       g_object_set(e, "rtcp-sync-send-time", FALSE, nullptr);
+      // Sender reports every second, as browsers send them, not RFC 3550's
+      // 5 s minimum: SRS's rtc_to_rtmp bridge drops each track until its
+      // first sender report, so with 5 s a (re)connected push had no video
+      // in SRS for up to 7 s. The sessions are made when webrtcbin needs them.
+      auto quick_reports = +[](GstBin *, GstElement *child, gpointer) {
+        GstElementFactory *cf = gst_element_get_factory(child);
+        if (cf && g_str_equal(GST_OBJECT_NAME(cf), "rtpsession") &&
+            g_object_class_find_property(G_OBJECT_GET_CLASS(child), "rtcp-min-interval"))
+          g_object_set(child, "rtcp-min-interval", guint64(GST_SECOND), nullptr);
+      };
+      g_signal_connect(e, "element-added", G_CALLBACK(quick_reports), nullptr);
+      GstIterator *children = gst_bin_iterate_elements(GST_BIN(e));
+      GValue c = G_VALUE_INIT;
+      while (gst_iterator_next(children, &c) == GST_ITERATOR_OK) {
+        quick_reports(GST_BIN(e), GST_ELEMENT(g_value_get_object(&c)), nullptr);
+        g_value_reset(&c);
+      }
+      g_value_unset(&c);
+      gst_iterator_free(children);
       // The RTCP receive pads are requested when webrtcbin makes its
       // transport (at the descriptions); any made already are watched too.
       g_signal_connect(e, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *pad, gpointer data) {
