@@ -172,3 +172,55 @@ test('--tls-cert/--tls-key: HTTPS', async (t) => {
   const plain = await fetch(server.base + '/healthz').then((x) => x.status).catch(() => 'refused');
   assert.notStrictEqual(plain, 200);
 });
+
+// A raw HTTP exchange, bytes as given (fetch would re-encode a path or body).
+function raw(server, method, path, { body, headers = {}, holdBody = false } = {}) {
+  const http = require('http');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => { resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }); req.destroy(); });
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    if (!holdBody) req.end();
+  });
+}
+
+test('client text that is not UTF-8 gets a JSON answer, and the server lives on', async (t) => {
+  // Found by an adversarial pass: nlohmann's dump() threw on such text echoed
+  // in an error, and the uncaught exception ended the process.
+  const server = await startServer([]);
+  t.after(() => server.stop());
+  const json = { 'Content-Type': 'application/json' };
+  const bad = Buffer.concat([Buffer.from('{"sessionid":1,"text":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+  const cases = [
+    ['GET', '/%ff', {}],
+    ['POST', '/human', { body: bad, headers: { ...json, 'Content-Length': bad.length } }],
+    ['POST', '/offer', { body: Buffer.from(JSON.stringify({ sdp: 'v=0', type: 'offer', avatar: 'a'.repeat(63) + 'é' })), headers: json }],
+    ['POST', '/human', { body: Buffer.concat([Buffer.from('{"sessionid":"'), Buffer.from([0xff]), Buffer.from('","text":"x"}')]), headers: json }],
+  ];
+  for (const [method, path, opts] of cases) {
+    if (opts.body && !opts.headers['Content-Length']) opts.headers['Content-Length'] = opts.body.length;
+    const r = await raw(server, method, path, opts);
+    const j = JSON.parse(r.text);  // valid JSON, U+FFFD for the bad bytes
+    assert.strictEqual(j.code, -1, `${method} ${path}: ${r.text}`);
+    assert.strictEqual((await server.get('/healthz')).status, 200, `alive after ${method} ${path}`);
+  }
+});
+
+test('--token: a request without it is refused before its body is read', async (t) => {
+  const server = await startServer(['--token', 'b0dy-t0ken']);
+  t.after(() => server.stop());
+  // 200 MB announced, 10 bytes sent, the rest never: the 401 must come anyway.
+  const started = Date.now();
+  const r = await Promise.race([
+    raw(server, 'POST', '/api/avatar/task', { body: Buffer.from('0123456789'), holdBody: true,
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(200 << 20) } }),
+    sleep(5000).then(() => ({ status: 'no answer within 5 s' })),
+  ]);
+  assert.strictEqual(r.status, 401);
+  assert.ok(Date.now() - started < 5000);
+  assert.strictEqual((await server.get('/healthz')).status, 200);
+});

@@ -42,10 +42,23 @@ void respond(SoupServerMessage *msg, unsigned status, const std::string &type,
   soup_server_message_set_response(msg, type.c_str(), SOUP_MEMORY_COPY, body.data(), body.size());
 }
 
+// JSON text whatever the strings hold: client text that is not valid UTF-8
+// (a path, a field echoed in an error) is written with U+FFFD where nlohmann
+// would throw and end the process.
+std::string json_text(const json &j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // LiveTalking's shape: HTTP 200 with {code, msg, data?}.
 void respond_json(SoupServerMessage *msg, const json &j, unsigned status = 200) {
-  respond(msg, status, "application/json", j.dump());
+  respond(msg, status, "application/json", json_text(j));
 }
+// Routes answered without the token: the page and the probes.
+bool is_public_path(const std::string &path) {
+  return path == "/" || path == "/index.html" || path == "/favicon.ico" || path == "/healthz" ||
+         path == "/readyz";
+}
+
 void fail(SoupServerMessage *msg, const std::string &why, unsigned status = 200) {
   respond_json(msg, json{{"code", -1}, {"msg", why}}, status);
 }
@@ -235,6 +248,13 @@ void Api::on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHash
                    gpointer data) {
   auto *self = static_cast<Api *>(data);
   SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
+  // No token, no body read: a refusal set here is sent without reading it.
+  const bool preflight = g_str_equal(soup_server_message_get_method(msg), "OPTIONS");
+  if (!preflight && !is_public_path(path ? path : "/") && !self->authorized(msg)) {
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
+                                 "Bearer");
+    return fail(msg, "unauthorized: a Bearer token is required", SOUP_STATUS_UNAUTHORIZED);
+  }
   const std::size_t limit = self->body_limit(path ? path : "/");
   if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
       soup_message_headers_get_content_length(h) > goffset(limit))
@@ -251,7 +271,14 @@ std::size_t Api::body_limit(const std::string &path) const {
 void Api::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
                      gpointer data) {
   auto *self = static_cast<Api *>(data);
-  self->handle(msg, path ? path : "/");
+  // One request's failure stays that request's: nothing thrown here may
+  // reach libsoup's C frames and end every session.
+  try {
+    self->handle(msg, path ? path : "/");
+  } catch (const std::exception &e) {
+    g_printerr("request %s failed: %s\n", soup_server_message_get_method(msg), e.what());
+    fail(msg, "internal error", SOUP_STATUS_INTERNAL_SERVER_ERROR);
+  }
   // Method, path and status only: queries and bodies may hold session ids and text.
   if (const unsigned status = soup_server_message_get_status(msg))
     g_print("%s %s -> %u\n", soup_server_message_get_method(msg), path, status);
@@ -289,7 +316,10 @@ void Api::add_cors(SoupServerMessage *msg) {
 void Api::handle(SoupServerMessage *msg, const std::string &path) {
   const std::string method = soup_server_message_get_method(msg);
   add_cors(msg);
-  if (soup_server_message_get_status(msg) == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE) return;
+  // Refused from the headers alone (on_early): answered already.
+  if (soup_server_message_get_status(msg) == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE ||
+      soup_server_message_get_status(msg) == SOUP_STATUS_UNAUTHORIZED)
+    return;
   if (method == "OPTIONS") {
     soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, nullptr);
     return;
@@ -729,7 +759,7 @@ void Api::humanaudio(SoupServerMessage *msg, const std::string &body) {
   if (sessionid.empty()) return fail(msg, "sessionid: missing");
   if (!have_file) return fail(msg, "file: missing");
   json j;
-  auto s = session_for(msg, json{{"sessionid", sessionid}}.dump(), &j);
+  auto s = session_for(msg, json_text(json{{"sessionid", sessionid}}), &j);
   if (!s) return;
 
   // Decoding takes a while: off the HTTP thread, the reply when it is done.
@@ -891,7 +921,7 @@ void Api::publish(std::uint64_t id, const SentenceEvent &e) {
   json data{{"status", e.state}, {"text", e.text}, {"sentence", e.id}};
   if (!e.reason.empty()) data["reason"] = e.reason;
   if (!e.spoken.empty()) data["spoken"] = e.spoken;
-  const std::string chunk = "data: " + data.dump() + "\n\n";
+  const std::string chunk = "data: " + json_text(data) + "\n\n";
   for (SoupServerMessage *m : it->second) {
     soup_message_body_append(soup_server_message_get_response_body(m), SOUP_MEMORY_COPY,
                              chunk.data(), chunk.size());
@@ -964,7 +994,7 @@ void Api::end_session(std::uint64_t id, const std::string &reason) {
   g_print("session %llu ended: %s\n", (unsigned long long)id, reason.c_str());
   // Its event streams end too.
   if (auto c = sse_clients_.find(id); c != sse_clients_.end()) {
-    const std::string chunk = "event: end\ndata: " + json{{"reason", reason}}.dump() + "\n\n";
+    const std::string chunk = "event: end\ndata: " + json_text(json{{"reason", reason}}) + "\n\n";
     for (SoupServerMessage *m : c->second) {
       SoupMessageBody *out = soup_server_message_get_response_body(m);
       soup_message_body_append(out, SOUP_MEMORY_COPY, chunk.data(), chunk.size());
