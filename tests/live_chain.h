@@ -132,6 +132,15 @@ class LiveChain {
       handle(msg.get());
     }
   }
+  // Pumps until the sinks have rendered up to running time `t` (they render
+  // a buffer one latency after its running time) plus `margin`; at most
+  // `timeout` s. On a loaded machine the latency is what grows, so a wait
+  // for "what happened at t" must follow it, not a fixed number of seconds.
+  void pump_until_rendered(GstClockTime t, GstClockTime margin, double timeout = 30) {
+    const gint64 give_up = g_get_monotonic_time() + gint64(timeout * 1e6);
+    while (running_time() < t + current_latency() + margin && g_get_monotonic_time() < give_up)
+      pump(0.1);
+  }
   // Pumps until a sentence message with `state` for `id` arrives (or `timeout` s).
   bool wait_sentence(const std::string &state, guint64 id, double timeout) {
     const gint64 until = g_get_monotonic_time() + gint64(timeout * 1e6);

@@ -81,7 +81,7 @@ int64_t ping_pong(int64_t t, int64_t n) {
 
 }  // namespace
 
-TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
+TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces", "[e2e]") {
   Harness h("whisperfeat mode=utterance model=" + golden("whisper_tiny/pytorch_model.bin") + " ! " +
             lipsync_args(3));
   gst_harness_set_src_caps_str(h.h,
@@ -96,10 +96,14 @@ TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
   }
   REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
 
+  // The golden set checks 8 faces; 16 frames go once through the avatar's
+  // ping-pong (0..7, 7..0). The other 84 frames of the utterance would only
+  // repeat that at 0.4 s each on this CPU: the harness is torn down with them
+  // queued (draining a partial batch at EOS has a case of its own).
   const auto &ref = e2e("ex").at("faces_bgr_uint8");
   int worst = 0;
   double off_fraction = 0;
-  for (int64_t t = 0; t < 100; ++t) {
+  for (int64_t t = 0; t < 16; ++t) {
     GstPtr<GstBuffer> b(gst_harness_pull(h.h));
     REQUIRE(b);
     CHECK(GST_BUFFER_PTS(b.get()) == GstClockTime(t) * kFrame);
@@ -118,7 +122,26 @@ TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
   INFO("max uint8 diff " << worst << ", worst frame has " << off_fraction * 100 << " % pixels off");
   CHECK(worst <= 2);
   CHECK(off_fraction <= 0.005);
-  // EOS follows the last frame (the partial batch of 1 was drained).
+
+  GstPtr<GstCaps> caps(gst_pad_get_current_caps(h.h->sinkpad));
+  REQUIRE(caps);
+  GstPtr<GstCaps> want(
+      gst_caps_from_string("video/x-raw,format=BGR,width=256,height=256,framerate=25/1"));
+  CHECK(gst_caps_can_intersect(caps.get(), want.get()));
+}
+
+TEST_CASE("EOS drains a partial batch, then follows the last frame") {
+  Harness h(lipsync_args(3));
+  gst_harness_set_src_caps_str(h.h, kFeatureCaps);
+  auto chunks = e2e("ex").at("whisper_chunks");
+  for (int t = 0; t < 4; ++t)  // one batch of 3 and one of 1
+    REQUIRE(gst_harness_push(h.h, feature_buffer(chunks[t], t * kFrame, false)) == GST_FLOW_OK);
+  REQUIRE(gst_harness_push_event(h.h, gst_event_new_eos()));
+  for (int t = 0; t < 4; ++t) {
+    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    REQUIRE(b);
+    CHECK(GST_BUFFER_PTS(b.get()) == GstClockTime(t) * kFrame);
+  }
   // The task pushes EOS after the last frame, on its own thread: wait for it.
   bool eos = false;
   for (int i = 0; i < 10 && !eos; ++i) {
@@ -128,12 +151,6 @@ TEST_CASE("whisperfeat ! musetalklipsync reproduces MuseTalk's faces") {
     gst_event_unref(ev);
   }
   CHECK(eos);
-
-  GstPtr<GstCaps> caps(gst_pad_get_current_caps(h.h->sinkpad));
-  REQUIRE(caps);
-  GstPtr<GstCaps> want(
-      gst_caps_from_string("video/x-raw,format=BGR,width=256,height=256,framerate=25/1"));
-  CHECK(gst_caps_can_intersect(caps.get(), want.get()));
 }
 
 TEST_CASE("GAP features give idle frames without inference, speech frames the model's faces") {
@@ -306,7 +323,7 @@ void compare_sessions(const std::vector<SessionResult> &shared,
 
 }  // namespace
 
-TEST_CASE("sessions sharing the models run merged batches and get their solo faces") {
+TEST_CASE("sessions sharing the models run merged batches and get their solo faces", "[sessions]") {
   const auto plans = mixed_sessions();
   SECTION("batch-invariant: bit for bit") {
     auto solo = run_sessions(plans, "shared-batch-size=0 batch-invariant=true", false);
@@ -361,8 +378,18 @@ TEST_CASE("latency: the batch plus measured inference") {
   gst_harness_set_src_caps_str(h.h, kFeatureCaps);
   gst_harness_set_upstream_latency(h.h, 0);
   GstClockTime latency = gst_harness_query_latency(h.h);
-  CHECK(latency > 4 * kFrame);  // 4 frames to fill a batch, plus inference
-  CHECK(latency < 4 * kFrame + 20 * GST_SECOND);
+  // 4 frames to fill a batch, plus the inference budget the element measured
+  // when its models loaded (what that took depends on the machine's load, so
+  // the test compares with what the element reports, not with a number).
+  GstStructure *stats = nullptr;
+  g_object_get(gst_harness_find_element(h.h, "musetalklipsync"), "stats", &stats, nullptr);
+  REQUIRE(stats);
+  double inference_ms = 0;
+  gst_structure_get_double(stats, "inference-latency-ms", &inference_ms);
+  gst_structure_free(stats);
+  INFO("latency " << latency / 1e6 << " ms, inference budget " << inference_ms << " ms");
+  CHECK(inference_ms > 0);
+  CHECK(std::fabs(double(latency) - double(4 * kFrame) - inference_ms * 1e6) < 1e6);
 }
 
 TEST_CASE("flush drops queued frames") {
