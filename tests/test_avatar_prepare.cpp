@@ -8,11 +8,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "lib/avatar/avatar.h"
 #include "lib/avatar/avatar_frames.h"
 #include "lib/avatar/prepare.h"
+#include "lib/common/error.h"
 #include "tests/golden.h"
 
 using namespace talker;
@@ -116,6 +118,24 @@ TEST_CASE("talker-avatar builds a video avatar whose frames, boxes, masks and la
   }
   // Latents differ frame to frame (the face moves), and are not all zero.
   CHECK(latents->latents.abs().sum().item<double>() > 0);
+
+  // An avatar.json whose fps is 0, negative or not a number is refused by
+  // name (it makes the frame grid): a copy of this avatar with each.
+  const std::string bad = out + "_badfps";
+  std::filesystem::create_directories(bad);
+  std::filesystem::copy_file(out + "/latents.safetensors", bad + "/latents.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  for (const char *fps : {"0", "-25", "\"25\"", "1e9"}) {
+    INFO("fps " << fps);
+    std::ofstream(bad + "/avatar.json")
+        << R"({"version": 1, "frame_count": 12, "fps": )" << fps << "}";
+    try {
+      avatar::load_avatar_latents(bad);
+      FAIL("loaded");
+    } catch (const Error &e) {
+      CHECK(std::string(e.what()).find("fps") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("talker-avatar refuses bad input with a message and a non-zero exit") {

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "lib/common/error.h"
+#include "lib/nn/pickle.h"
 #include "lib/nn/weights.h"
 #include "lib/nn/whisper_encoder.h"
 #include "tests/golden.h"
@@ -182,6 +183,46 @@ TEST_CASE("truncated and damaged safetensors give clean errors") {
   damage("\"F32\"", "\"F31\"");
   damage("\"shape\":[", "\"shape\":\"");
   damage("\"data_offsets\":[", "\"data_offsets\":[9");
+}
+
+TEST_CASE("hostile pickles and safetensors shapes: refused or harmless, never 64 GiB or a leak") {
+  // Regressions from libFuzzer runs (issue: hostile input). LONG_BINPUT with
+  // the largest memo key: the memo used to be a vector sized by the key.
+  const char memo_bytes[] = "\x80\x02Nr\xff\xff\xff\xff.";
+  const std::string memo_key(memo_bytes, sizeof memo_bytes - 1);
+  auto none = nn::unpickle(reinterpret_cast<const uint8_t *>(memo_key.data()), memo_key.size(),
+                           "memo.pkl", nullptr);
+  REQUIRE(none);
+  CHECK(none->is(nn::PyValue::Kind::None));
+  // A list appended to itself (a shared_ptr cycle, never freed).
+  const char list_bytes[] =
+      "\x80\x02]q\x00h\x00"
+      "a.";
+  const std::string self_list(list_bytes, sizeof list_bytes - 1);
+  CHECK_THROWS_AS(nn::unpickle(reinterpret_cast<const uint8_t *>(self_list.data()),
+                               self_list.size(), "cycle.pkl", nullptr),
+                  Error);
+  // A dict that holds itself as a value, through the memo.
+  const char dict_bytes[] = "\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.";
+  const std::string self_dict(dict_bytes, sizeof dict_bytes - 1);
+  CHECK_THROWS_AS(nn::unpickle(reinterpret_cast<const uint8_t *>(self_dict.data()),
+                               self_dict.size(), "cycle.pkl", nullptr),
+                  Error);
+  // safetensors: a shape whose element count wraps around 2^64 to 4 (16
+  // bytes of F32, as the offsets say) passed the size check.
+  const std::string header =
+      R"({"t":{"dtype":"F32","shape":[4611686018427387905,4],"data_offsets":[0,16]}})";
+  std::vector<char> file(8, 0);
+  for (int i = 0; i < 8; ++i) file[i] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  file.insert(file.end(), header.begin(), header.end());
+  file.insert(file.end(), 16, 0);
+  const std::string path = write_temp("wrap.safetensors", file);
+  try {
+    nn::load_safetensors(path);
+    FAIL("loaded");
+  } catch (const Error &e) {
+    CHECK(std::string(e.what()).find("too large") != std::string::npos);
+  }
 }
 
 TEST_CASE("wrong keys and shapes name the key") {

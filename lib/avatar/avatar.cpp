@@ -27,7 +27,14 @@ std::shared_ptr<const AvatarLatents> load_avatar_latents(const std::string &fold
       meta["frame_count"].get<int64_t>() <= 0)
     throw Error(meta_path + ": frame_count missing or not a positive integer");
   a->frame_count = meta["frame_count"].get<int64_t>();
-  if (meta.contains("fps") && meta["fps"].is_number()) a->fps = meta["fps"].get<double>();
+  if (meta.contains("fps")) {
+    // The frame grid is built from it: 0, negative or absurd rates are refused.
+    if (!meta["fps"].is_number() || !(meta["fps"].get<double>() > 0) ||
+        meta["fps"].get<double>() > 1000)
+      throw Error(meta_path + ": fps must be a number above 0 (and at most 1000), not " +
+                  meta["fps"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    a->fps = meta["fps"].get<double>();
+  }
 
   const std::string latents_path = folder + "/latents.safetensors";
   auto w = nn::load_safetensors(latents_path);

@@ -2,6 +2,8 @@
 #include "lib/nn/pickle.h"
 
 #include <cstring>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "lib/common/error.h"
 
@@ -159,8 +161,8 @@ class Unpickler {
           memo_put(le(4));
           break;  // LONG_BINPUT
         case 0x94:
-          memo_put(memo_.size());
-          break;  // MEMOIZE
+          memo_put(memo_.size());  // MEMOIZE: the next key, as Python counts them
+          break;                   // MEMOIZE
         case 'h':
           push(memo_get(le(1)));
           break;  // BINGET
@@ -287,23 +289,43 @@ class Unpickler {
     stack_.resize(stack_.size() - n);
     return sequence(PyValue::Kind::Tuple, std::move(items));
   }
+  // Whether `from` is `target` or holds it, at any depth. Python data may
+  // hold itself; ours may not: shared_ptr cycles would never be freed (a
+  // 9-byte pickle, a list appended to itself, leaked), and no checkpoint
+  // needs them.
+  static bool reaches(const PyValue *from, const PyValue *target,
+                      std::unordered_set<const PyValue *> *seen) {
+    if (from == target) return true;
+    if (!seen->insert(from).second) return false;
+    for (const PyRef &i : from->items)
+      if (reaches(i.get(), target, seen)) return true;
+    for (const auto &[k, v] : from->entries)
+      if (reaches(k.get(), target, seen) || reaches(v.get(), target, seen)) return true;
+    return false;
+  }
+  void refuse_cycle(const PyRef &container, const PyRef &item) {
+    std::unordered_set<const PyValue *> seen;
+    if (reaches(item.get(), container.get(), &seen)) fail("a list or dict that holds itself");
+  }
   void append(const std::vector<PyRef> &items) {
     PyRef &list = top();
     if (!list->is(PyValue::Kind::List)) fail("APPEND to a non-list");
+    for (const PyRef &i : items) refuse_cycle(list, i);
     list->items.insert(list->items.end(), items.begin(), items.end());
   }
   void set_items(const PyRef &dict, const std::vector<PyRef> &kv) {
     if (!dict->is(PyValue::Kind::Dict)) fail("SETITEM on a non-dict");
     if (kv.size() % 2) fail("odd number of dict items");
+    for (const PyRef &i : kv) refuse_cycle(dict, i);
     for (size_t i = 0; i < kv.size(); i += 2) dict->entries.emplace_back(kv[i], kv[i + 1]);
   }
-  void memo_put(uint64_t idx) {
-    if (memo_.size() <= idx) memo_.resize(idx + 1);
-    memo_[idx] = top();
-  }
+  // A map, not a vector indexed by the memo key: the key is the file's to
+  // choose (LONG_BINPUT 2^32-1 asked a vector for 64 GiB).
+  void memo_put(uint64_t idx) { memo_[idx] = top(); }
   PyRef memo_get(uint64_t idx) {
-    if (idx >= memo_.size() || !memo_[idx]) fail("memo index out of range");
-    return memo_[idx];
+    auto it = memo_.find(idx);
+    if (it == memo_.end() || !it->second) fail("memo index out of range");
+    return it->second;
   }
   std::vector<int64_t> ints(const PyRef &t, const char *what) {
     if (!t->is(PyValue::Kind::Tuple) && !t->is(PyValue::Kind::List))
@@ -417,7 +439,7 @@ class Unpickler {
   const PersistentLoad &persistent_load_;
   std::vector<PyRef> stack_;
   std::vector<size_t> marks_;
-  std::vector<PyRef> memo_;
+  std::unordered_map<uint64_t, PyRef> memo_;
 };
 
 }  // namespace

@@ -118,8 +118,10 @@ Weights load_torch_object(const std::string &path) {
     auto it = storages.find(key);
     if (it == storages.end()) {
       const auto &rec = zip.record(prefix + "data/" + key);
-      uint64_t need = uint64_t(numel) * c10::elementSize(dtype);
-      if (numel < 0 || rec.size < need)
+      uint64_t need = 0;
+      if (numel < 0 ||
+          __builtin_mul_overflow(uint64_t(numel), uint64_t(c10::elementSize(dtype)), &need) ||
+          rec.size < need)
         throw Error(path + ": corrupt checkpoint: storage " + key + " holds " +
                     std::to_string(rec.size) + " bytes, " + std::to_string(need) + " expected");
       it = storages.emplace(key, view_bytes(file, rec.offset, {numel}, dtype)).first;
@@ -179,9 +181,15 @@ Weights load_safetensors(const std::string &path) {
     uint64_t numel = 1;
     for (const auto &d : entry["shape"]) {
       if (!d.is_number_unsigned()) throw bad("bad shape " + entry["shape"].dump());
+      // A shape whose size wraps around 2^64 would pass the size check below.
+      if (d.get<uint64_t>() > uint64_t(INT64_MAX) ||
+          __builtin_mul_overflow(numel, d.get<uint64_t>(), &numel))
+        throw bad("shape " + entry["shape"].dump() + " is too large");
       shape.push_back(d.get<int64_t>());
-      numel *= d.get<uint64_t>();
     }
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(numel, uint64_t(c10::elementSize(type->second)), &bytes))
+      throw bad("shape " + entry["shape"].dump() + " is too large");
     const auto &off = entry["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
         !off[1].is_number_unsigned())
@@ -189,9 +197,9 @@ Weights load_safetensors(const std::string &path) {
     uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
     if (end < begin || end > size - data_start)
       throw bad("data runs past the end of the file (truncated?)");
-    if (end - begin != numel * c10::elementSize(type->second))
+    if (end - begin != bytes)
       throw bad("holds " + std::to_string(end - begin) + " bytes, shape " + shape_string(shape) +
-                " needs " + std::to_string(numel * c10::elementSize(type->second)));
+                " needs " + std::to_string(bytes));
     w.tensors[name] = view_bytes(file, data_start + begin, shape, type->second);
   }
   return w;

@@ -59,6 +59,46 @@ async function startWhipEndpoint(t) {
   return { port, get };
 }
 
+function freeUdpPort() {
+  const dgram = require('dgram');
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+// The real SRS (../shared/srs/srs, 7.0.18) on loopback, ports chosen here;
+// WHIP publish in, HTTP-FLV (its rtc_to_rtmp bridge) out.
+async function startSrs(t) {
+  const binary = process.env.TALKER_SRS || path.join(__dirname, '../../../shared/srs/srs');
+  assert.ok(fs.existsSync(binary), `no SRS at ${binary} (set TALKER_SRS)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'talker-srs-'));
+  fs.mkdirSync(path.join(dir, 'html'));
+  const [rtmp, http, api, rtc] = [await freePort(), await freePort(), await freePort(), await freeUdpPort()];
+  fs.writeFileSync(path.join(dir, 'srs.conf'),
+    `listen 127.0.0.1:${rtmp};\nmax_connections 100;\ndaemon off;\nsrs_log_tank console;\npid ./srs.pid;\n` +
+    `http_server { enabled on; listen 127.0.0.1:${http}; dir ./html; }\nhttp_api { enabled on; listen 127.0.0.1:${api}; }\n` +
+    `stats { network 0; }\nrtc_server { enabled on; listen ${rtc}; candidate 127.0.0.1; }\n` +
+    'vhost __defaultVhost__ {\n  rtc { enabled on; rtmp_to_rtc on; rtc_to_rtmp on; }\n' +
+    '  http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }\n}\n');
+  const log = fs.openSync(path.join(dir, 'srs.log'), 'a');
+  const proc = spawn(binary, ['-c', 'srs.conf'], { cwd: dir, stdio: ['ignore', log, log] });
+  t.after(async () => {
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const open = () => new Promise((r) => { const c = net.connect(api, '127.0.0.1', () => { c.end(); r(true); }); c.on('error', () => r(false)); });
+  assert.ok(await until(open, 10000, 50), 'SRS listens');
+  const streams = async () => (await (await fetch(`http://127.0.0.1:${api}/api/v1/streams/?count=100`)).json()).streams;
+  return {
+    dir,
+    whip: (name) => `http://127.0.0.1:${api}/rtc/v1/whip/?app=live&stream=${name}`,
+    flv: (name) => `http://127.0.0.1:${http}/live/${name}.flv`,
+    async stream(name) { return (await streams()).find((s) => s.name === name && s.publish && s.publish.active); },
+  };
+}
+
 test('RTMP push: /push streams to nginx-rtmp, speech and video arrive, two pushes get their own stream', async (t) => {
   const nginx = await startNginxRtmp(t);
   const server = await startServer(['--transport', 'rtmp', '--push-url', `rtmp://127.0.0.1:${nginx.port}/live/talker{n}`]);
@@ -134,4 +174,56 @@ test('WHIP push: /push streams to a WHIP endpoint with the token; /end_session s
   const requests = await endpoint.get('requests');
   assert.ok(requests.every((q) => q.authorization === 'Bearer pu5h'), JSON.stringify(requests));
   assert.ok(!server.lines.some((l) => l.includes('pu5h')), 'the token is never logged');
+});
+
+test('WHIP push to the real SRS: speech and a moving mouth in its FLV; /end_session ends the stream', async (t) => {
+  const srs = await startSrs(t);
+  const server = await startServer(['--transport', 'whip', '--push-url', srs.whip('talker')]);
+  t.after(() => server.stop());
+  const a = (await server.post('/push', {})).json;
+  assert.strictEqual(a.code, 0, JSON.stringify(a));
+  assert.ok(await until(async () => (await server.sessions())[0].push_state === 'connected', 30000),
+    JSON.stringify(await server.sessions()));
+  const latency = (await server.sessions())[0].latency_ms;
+  // A viewer once SRS has the stream's video (the idle face, one latency in).
+  assert.ok(await until(async () => { const s = await srs.stream('talker'); return s && s.video; }, latency + 15000),
+    JSON.stringify(await srs.stream('talker')));
+  const flv = path.join(srs.dir, 'talker.flv');
+  const viewer = spawn('curl', ['-s', '-N', '-o', flv, srs.flv('talker')], { stdio: 'ignore' });
+  t.after(() => viewer.kill('SIGKILL'));
+  await sleep(1000);
+  await server.post('/human', { sessionid: a.sessionid, text: 'Hello everyone, this is a push to SRS.' });
+  await sleep(latency + 5000);
+  viewer.kill('SIGTERM');
+  assert.strictEqual((await server.post('/end_session', { sessionid: a.sessionid })).json.code, 0);
+  // DELETE reached SRS: the stream is unpublished.
+  assert.ok(await until(async () => !(await srs.stream('talker')), 5000), 'SRS dropped the stream');
+  assert.ok(!server.lines.some((l) => /reconnecting/.test(l)), 'one session');
+
+  const info = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_streams', '-of', 'json', flv]));
+  assert.deepStrictEqual(info.streams.map((x) => x.codec_name).sort(), ['aac', 'h264']);
+  // The speech: a second of loud samples at least.
+  const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', flv, '-vn', '-f', 's16le', '-ac', '1', '-ar', '16000', '-'], { maxBuffer: 1 << 27 });
+  let loud = 0;
+  for (let i = 0; i + 1 < pcm.length; i += 2) if (Math.abs(pcm.readInt16LE(i)) > 3000) loud++;
+  assert.ok(loud > 16000 * 0.2, `speech in SRS's FLV (${loud} loud samples)`);
+  // The mouth: the lower half of the micro avatar's face box (70..250 x 110..200
+  // of 320x240) moves far more while it speaks than while idle. The idle
+  // avatar's own frames move a little: compare with its first second.
+  const w = 320, h = 240;
+  const gray = execFileSync('ffmpeg', ['-v', 'error', '-i', flv, '-an', '-f', 'rawvideo', '-pix_fmt', 'gray', '-s', `${w}x${h}`, '-'], { maxBuffer: 1 << 28 });
+  const frames = gray.length / (w * h);
+  const mouth = (f) => { const o = []; for (let y = 110; y < 200; y++) for (let x = 70; x < 250; x++) o.push(gray[f * w * h + y * w + x]); return o; };
+  const diffs = [];
+  for (let f = 1; f < frames; f++) {
+    const a0 = mouth(f - 1), a1 = mouth(f);
+    let d = 0;
+    for (let i = 0; i < a0.length; i++) d += Math.abs(a0[i] - a1[i]);
+    diffs.push(d / a0.length);
+  }
+  const idle = Math.max(...diffs.slice(0, 20));
+  const moving = diffs.filter((d) => d > 3 * Math.max(1, idle)).length;
+  console.log(`# WHIP push to SRS: ${frames} frames, mouth change per frame idle <= ${idle.toFixed(2)}, ${moving} frames moving far more; ${loud} loud samples; latency ${latency.toFixed(0)} ms`);
+  assert.ok(frames > 5 * 25, `${frames} frames`);
+  assert.ok(moving > 20, `the mouth moves while speaking (${moving} frames)`);
 });

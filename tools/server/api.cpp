@@ -248,18 +248,32 @@ void Api::on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHash
                    gpointer data) {
   auto *self = static_cast<Api *>(data);
   SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
-  // No token, no body read: a refusal set here is sent without reading it.
+  // libsoup before 3.3 never closes an idle keep-alive connection whose
+  // client closed it (its socket sits in CLOSE_WAIT, one fd each, until the
+  // process runs out: upstream commit d20c6601, "Don't leak idle connections
+  // closed by the client"). Debian 12 has 3.2: one request per connection.
+  if (soup_get_major_version() == 3 && soup_get_minor_version() < 3)
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Connection",
+                                 "close");
+  // Refused from the headers alone: no token, or a declared length over the
+  // limit. libsoup 3.2 still reads the body of such a request (it skips it
+  // only for "Expect: 100-continue"), so it is read without being kept: a
+  // client without the token cannot make the server hold 250 MB.
+  SoupMessageBody *request_body = soup_server_message_get_request_body(msg);
   const bool preflight = g_str_equal(soup_server_message_get_method(msg), "OPTIONS");
   if (!preflight && !is_public_path(path ? path : "/") && !self->authorized(msg)) {
+    soup_message_body_set_accumulate(request_body, FALSE);
     soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
                                  "Bearer");
     return fail(msg, "unauthorized: a Bearer token is required", SOUP_STATUS_UNAUTHORIZED);
   }
   const std::size_t limit = self->body_limit(path ? path : "/");
   if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
-      soup_message_headers_get_content_length(h) > goffset(limit))
+      soup_message_headers_get_content_length(h) > goffset(limit)) {
+    soup_message_body_set_accumulate(request_body, FALSE);
     fail(msg, "body: larger than " + std::to_string(limit) + " bytes",
          SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE);
+  }
 }
 
 std::size_t Api::body_limit(const std::string &path) const {
