@@ -180,6 +180,7 @@ static gboolean resend_sticky(GstPad *, GstEvent **event, gpointer target) {
 }
 
 void StageGate::open() {
+  video_passed_.store(false);
   generation_.fetch_add(1);
   open_.store(true);
 }
@@ -228,6 +229,7 @@ GstFlowReturn StageGate::chain(GstPad *pad, GstObject *parent, GstBuffer *buffer
     gst_object_unref(target);
   }
   gate->passed_bytes_.fetch_add(gst_buffer_get_size(buffer));
+  if (state->kind == MediaKind::kVideo) gate->video_passed_.store(true);
   const GstFlowReturn ret = gst_proxy_pad_chain_default(pad, parent, buffer);
   if (ret == GST_FLOW_OK || ret == GST_FLOW_EOS) return ret;
   // FLUSHING while the stage is being replaced or stopped is expected.

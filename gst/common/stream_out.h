@@ -60,6 +60,8 @@ class StageGate {
   guint64 buffers_dropped() const { return dropped_.load(); }
   // Bytes handed to the stage since the gate was made.
   guint64 bytes_passed() const { return passed_bytes_.load(); }
+  // Whether a video buffer reached the stage since the last open().
+  bool video_passed() const { return video_passed_.load(); }
 
  private:
   struct PadState;
@@ -70,6 +72,7 @@ class StageGate {
   std::atomic<unsigned> generation_{0};  // bumped by open(): video waits for a key frame again
   std::atomic<guint64> dropped_{0};
   std::atomic<guint64> passed_bytes_{0};
+  std::atomic<bool> video_passed_{false};
 };
 
 // Posts an element message `name` on `element`'s bus with `state` and the

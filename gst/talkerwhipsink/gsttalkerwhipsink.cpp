@@ -24,6 +24,7 @@
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -46,6 +47,7 @@ using Ms = std::chrono::milliseconds;
 
 constexpr unsigned kDeleteTimeoutS = 2;
 constexpr unsigned kHttpTimeoutS = 10;
+constexpr guint64 kAudioOnlyRtcpMs = 8000;
 // One MediaStream for both tracks: receivers synchronise tracks of one stream.
 constexpr const char *kStreamId = "talker";
 
@@ -215,8 +217,13 @@ bool WhipOutput::lost(GstElement *webrtc, guint64 *disconnected_since, std::stri
   } else {
     *disconnected_since = 0;
   }
-  if (rtcp_timeout_ms && gint64(now) - peer_.last_rtcp_ms.load() > gint64(rtcp_timeout_ms)) {
-    *why = "no RTCP from the peer for " + std::to_string(rtcp_timeout_ms) + " ms";
+  // Until our video flows, a receiver may only be reporting on audio, which
+  // browsers do every 5 s (up to 7.5 s with RFC 3550's jitter); a talking
+  // head's first frame comes one pipeline latency after the connection.
+  const guint64 silence_ms =
+      gate_.video_passed() ? rtcp_timeout_ms : std::max<guint64>(rtcp_timeout_ms, kAudioOnlyRtcpMs);
+  if (rtcp_timeout_ms && gint64(now) - peer_.last_rtcp_ms.load() > gint64(silence_ms)) {
+    *why = "no RTCP from the peer for " + std::to_string(silence_ms) + " ms";
     return true;
   }
   return false;

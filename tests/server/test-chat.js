@@ -86,7 +86,13 @@ test('chat: speech starts after the first sentence, Markdown never spoken, histo
   assert.ok(await until(async () => (await server.post('/is_speaking', { sessionid: s.id })).json.data === false, latency + 1500),
     'silence within the latency');
   const ended = s.events.slice(before).filter((e) => e.status === 'end');
-  assert.ok(ended.some((e) => e.reason === 'interrupted'), JSON.stringify(ended));
+  const heard = s.events.slice(before).filter((e) => e.status === 'start').length;
+  // The sentence being spoken at the source when the cut came ends
+  // "interrupted". On a loaded machine (latency several seconds, a slow TTS)
+  // the cut may fall between sentences: then what was heard ended normally
+  // and the rest of the reply (41 sentences) was never heard at all.
+  assert.ok(ended.some((e) => e.reason === 'interrupted') ||
+    (heard < 41 && ended.length === heard && ended.every((e) => e.reason === 'finished')), JSON.stringify(ended));
   // At chromium: the last speech sample, and the last frame whose mouth is
   // not an idle one, come one latency after the interrupt (the live path:
   // what was in flight plays out), the face one batch and the transition later.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include "tools/server/session.h"
 
+#include "lib/net/redact.h"
+
 #define GST_USE_UNSTABLE_API
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
@@ -407,8 +409,18 @@ gboolean Session::on_bus(GstBus *, GstMessage *msg, gpointer data) {
       if (state && (gst_structure_has_name(st, "talker-whip") ||
                     gst_structure_has_name(st, "talker-rtmp"))) {
         std::lock_guard<std::mutex> l(self->lock_);
-        if (self->push_state_ != state)
-          g_print("session %" G_GUINT64_FORMAT ": push %s\n", self->id_, state);
+        if (self->push_state_ != state) {
+          // Why a push reconnects, with any URL in it redacted (stream keys).
+          std::string why;
+          if (const char *r = gst_structure_get_string(st, "reason")) {
+            std::istringstream words(r);
+            for (std::string w; words >> w;)
+              why += (why.empty() ? "" : " ") +
+                     (w.find("://") != std::string::npos ? net::redact_url(w) : w);
+          }
+          g_print("session %" G_GUINT64_FORMAT ": push %s%s%s\n", self->id_, state,
+                  why.empty() ? "" : ": ", why.c_str());
+        }
         self->push_state_ = state;
       }
       break;
