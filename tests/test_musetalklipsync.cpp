@@ -7,6 +7,7 @@
 #include <gst/check/gstharness.h>
 #include <gst/gst.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -35,7 +36,10 @@ const nn::StateDict &e2e(const char *which) {
 
 // An avatar folder holding the e2e set's 8 latent frames.
 std::string make_avatar() {
-  std::string dir = std::string(TALKER_BUILD_ROOT) + "/tests/avatar_e2e";
+  // One folder per process: the meson tests made from this binary run side
+  // by side, and one rewriting the latents while another loads them failed it.
+  std::string dir =
+      std::string(TALKER_BUILD_ROOT) + "/tests/avatar_e2e_" + std::to_string(getpid());
   mkdir(dir.c_str(), 0755);
   std::ofstream(dir + "/avatar.json")
       << R"({"version": 1, "fps": 25, "frame_count": 8, "width": 256, "height": 256})";

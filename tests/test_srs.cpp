@@ -162,16 +162,22 @@ void expect_back_with_av(test::Srs &srs, GstElement *p, BusLog &log, const std::
   const double reconnected = seconds_since(back);
   log.read(p, "talker-whip", 10000ms, [&] { return srs_has_av(srs, name); });
   const double av = seconds_since(back);
-  const std::string flv = srs.dir() + "/" + name + "-after.flv";
-  test::Child viewer = srs.record_flv(name, flv);
-  log.read(p, "talker-whip", 5000ms);
-  viewer.stop();
-  for (auto &m : log.messages) UNSCOPED_INFO(m);
+  // A viewer that joins just as SRS swaps the thawed or new publisher in may
+  // get nothing: a second viewer then (what a player's retry does).
+  test::Marks m;
+  for (int viewer_try = 0; viewer_try < 2 && m.frames == 0; ++viewer_try) {
+    const std::string flv = srs.dir() + "/" + name + "-after" + std::to_string(viewer_try) + ".flv";
+    test::Child viewer = srs.record_flv(name, flv);
+    log.read(p, "talker-whip", 5000ms);
+    viewer.stop();
+    m = test::marks_of_flv(flv);
+    if (m.frames == 0) WARN("viewer " << viewer_try << " got no frames");
+  }
+  for (auto &msg : log.messages) UNSCOPED_INFO(msg);
   WARN("SRS back: connected again after " << reconnected << " s, both tracks in SRS after " << av
                                           << " s");
   CHECK(reconnected < 5.0);
   CHECK(av < 5.0);
-  const test::Marks m = test::marks_of_flv(flv);
   INFO("after: " << m.frames << " frames, " << m.samples << " samples");
   CHECK(m.frames > 3 * 25);
   CHECK(m.samples > 3 * 48000);
