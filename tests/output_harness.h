@@ -139,9 +139,9 @@ struct BusLog {
   }
 };
 
-// A TCP port nothing listens on now (bound, then released).
-inline int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+// A TCP (or, with SOCK_DGRAM, UDP) port nothing listens on now (bound, then released).
+inline int free_port(int type = SOCK_STREAM) {
+  const int fd = socket(AF_INET, type, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -284,7 +284,7 @@ class Srs {
         rtmp_(free_port()),
         http_(free_port()),
         api_(free_port()),
-        rtc_(free_udp_port()) {
+        rtc_(free_port(SOCK_DGRAM)) {
     g_mkdir_with_parents((dir + "/html").c_str(), 0755);
     std::ofstream conf(dir + "/srs.conf");
     conf << "listen 127.0.0.1:" << rtmp_ << ";\nmax_connections 100;\ndaemon off;\n"
@@ -332,18 +332,6 @@ class Srs {
   Child record_flv(const std::string &stream, const std::string &file) const {
     return Child({"curl", "-s", "-N", "--max-time", "900", "-o", file, flv_url(stream)}, nullptr,
                  dir_ + "/curl.log");
-  }
-
-  static int free_udp_port() {
-    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    close(fd);
-    return ntohs(a.sin_port);
   }
 
  private:

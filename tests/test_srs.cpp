@@ -96,6 +96,12 @@ size_t count_containing(const std::vector<std::string> &v, const std::string &wh
                               [&](const std::string &s) { return s.find(what) != s.npos; }));
 }
 
+// Plays `p` and reads its bus until its WHIP output connected (`timeout` at most).
+void play_until_connected(GstElement *p, BusLog *log, std::chrono::milliseconds timeout = 20000ms) {
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  log->read(p, "talker-whip", timeout, [&] { return log->count("connected") >= 1; });
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -106,9 +112,8 @@ TEST_CASE(
   // session after 3 s.
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("flash") + "\"");
   test::NullOnExit stop_at_end{p.get()};
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  play_until_connected(p.get(), &log);
   REQUIRE(log.count("connected") == 1);
   // A viewer that joins once SRS has both tracks (SRS's FLV header names the
   // tracks it has when the viewer joins).
@@ -189,9 +194,8 @@ TEST_CASE("SRS: killed mid-push and restarted 4 s later; the push is back with b
   test::Srs srs(dir);
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("restart") + "\"");
   test::NullOnExit stop_at_end{p.get()};
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  play_until_connected(p.get(), &log);
   REQUIRE(log.count("connected") == 1);
   log.read(p.get(), "talker-whip", 4000ms);
   srs.kill();
@@ -216,18 +220,15 @@ TEST_CASE("SRS: frozen (SIGSTOP) for 6 s; the push is back with both tracks once
   test::Srs srs(dir);
   auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("frozen") + "\"");
   test::NullOnExit stop_at_end{p.get()};
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  play_until_connected(p.get(), &log);
   REQUIRE(log.count("connected") == 1);
   log.read(p.get(), "talker-whip", 4000ms);
   srs.freeze();
-  const auto frozen = Clock::now();
   log.read(p.get(), "talker-whip", 6000ms);
   srs.thaw();
   const auto back = Clock::now();
   CHECK(log.count("reconnecting") >= 1);
-  (void)frozen;
   expect_back_with_av(srs, p.get(), log, "frozen", back);
   gst_element_set_state(p.get(), GST_STATE_NULL);
 }
@@ -251,9 +252,8 @@ TEST_CASE(
                                                                                 : GST_PAD_PROBE_OK;
       },
       nullptr, nullptr);
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
-  log.read(p.get(), "talker-whip", 20000ms, [&] { return log.count("connected") >= 1; });
+  play_until_connected(p.get(), &log);
   REQUIRE(log.count("connected") == 1);
   log.read(p.get(), "talker-whip", 15000ms, [&] { return srs_has_av(srs, "late"); });
   CHECK(srs_has_av(srs, "late"));
@@ -360,9 +360,8 @@ TEST_CASE(
   test::NullOnExit stop_at_end{p.get()};
   GstPtr<GstElement> tts(gst_bin_get_by_name(GST_BIN(p.get()), "tts"));
   GstPtr<GstElement> head(gst_bin_get_by_name(GST_BIN(p.get()), "head"));
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
   BusLog log;
-  log.read(p.get(), "talker-whip", 30000ms, [&] { return log.count("connected") >= 1; });
+  play_until_connected(p.get(), &log, 30000ms);
   REQUIRE(log.count("connected") == 1);
   // The sink answered the latency query: the pipeline has the head's latency.
   GstPtr<GstQuery> latency(gst_query_new_latency());
