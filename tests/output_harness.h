@@ -413,6 +413,42 @@ inline Marks marks_of_flv(const std::string &path) {
   return m;
 }
 
+// This process's resident memory, MiB; its open fds and threads.
+inline double rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+  return 0;
+}
+inline int open_fds() {
+  int n = 0;
+  GDir *d = g_dir_open("/proc/self/fd", 0, nullptr);
+  while (d && g_dir_read_name(d)) ++n;
+  if (d) g_dir_close(d);
+  return n;
+}
+inline int threads() {
+  int n = 0;
+  GDir *d = g_dir_open("/proc/self/task", 0, nullptr);
+  while (d && g_dir_read_name(d)) ++n;
+  if (d) g_dir_close(d);
+  return n;
+}
+// Least-squares slope of `y` per step (MiB per minute for per-minute samples).
+inline double slope(const std::vector<double> &y) {
+  const double n = double(y.size());
+  if (y.size() < 2) return 0;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    sx += double(i);
+    sy += y[i];
+    sxx += double(i) * double(i);
+    sxy += double(i) * y[i];
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
 // For each flash, the offset (beep minus flash) to the nearest beep within
 // `window` (half a period; in the unit of the times).
 inline std::vector<double> mark_offsets(const std::vector<double> &flashes,

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "lib/net/http_client.h"
+#include "tests/browser_peer.h"
 #include "tests/output_harness.h"
 
 using namespace talker;
@@ -52,55 +53,7 @@ std::string stat_string(GstElement *out, const char *field) {
   return v;
 }
 
-// ---- The WHIP endpoint (node + chromium) ----
-
-class WhipEndpoint {
- public:
-  explicit WhipEndpoint(int port = 0) : http_(10) {
-    int fd = -1;
-    child_ = test::Child({"node", std::string(TALKER_SOURCE_ROOT) + "/tests/whip/whip-endpoint.js",
-                          "--port", std::to_string(port)},
-                         &fd, g_get_tmp_dir() + std::string("/talker-whip-endpoint.log"));
-    // The endpoint prints one line; nothing is read after it, so nothing
-    // here can wait on the pipe once the endpoint is gone.
-    FILE *out = fdopen(fd, "r");
-    char line[256] = {0};
-    while (fgets(line, sizeof line, out))
-      if (sscanf(line, "READY %d", &port_) == 1) break;
-    fclose(out);
-    if (port_ == 0) throw std::runtime_error("the WHIP endpoint did not start (node, chromium?)");
-  }
-  ~WhipEndpoint() { child_.stop(); }
-  int port() const { return port_; }
-  std::string url(const std::string &path = "/whip/live") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  nlohmann::json get(const std::string &what) {
-    net::HttpRequest r;
-    r.method = "GET";
-    r.url = url("/control/" + what);
-    return nlohmann::json::parse(http_.exchange(r, 1 << 20).body);
-  }
-  void post(const std::string &what, const nlohmann::json &body = nullptr) {
-    net::HttpRequest r;
-    r.url = url(what);
-    r.content_type = "application/json";
-    r.body = body.is_null() ? "{}" : body.dump();
-    http_.exchange(r, 4096);
-  }
-  void mode(const nlohmann::json &m) { post("/control", m); }
-  std::vector<nlohmann::json> requests(const std::string &method) {
-    std::vector<nlohmann::json> out;
-    for (auto &r : get("requests"))
-      if (r["method"] == method) out.push_back(r);
-    return out;
-  }
-
- private:
-  test::Child child_;
-  int port_ = 0;
-  net::HttpClient http_;
-};
+using test::WhipEndpoint;
 
 GstPtr<GstElement> whip_pipeline(const std::string &location, const std::string &extra = "") {
   return test::marked_pipeline("talkerwhipsink location=\"" + location +
@@ -433,16 +386,6 @@ TEST_CASE("WHIP: Link ice-servers from an OPTIONS preflight are used by the firs
   CHECK(binding_requests >= 1);
 }
 
-namespace {
-double rss_mib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
-  return 0;
-}
-}  // namespace
-
 // Hidden ([.]): ten minutes. meson test --benchmark --suite soak -v whip-soak
 TEST_CASE("WHIP soak: 10 minutes, the receiver restarts every minute", "[.soak]") {
   WhipEndpoint endpoint;
@@ -452,7 +395,7 @@ TEST_CASE("WHIP soak: 10 minutes, the receiver restarts every minute", "[.soak]"
   std::vector<double> outages, rss;
   for (int minute = 1; minute <= 10; ++minute) {
     log.read(p.get(), "talker-whip", 57000ms);
-    rss.push_back(rss_mib());
+    rss.push_back(test::rss_mib());
     const size_t connected_before = log.count("connected");
     const auto vanished = std::chrono::steady_clock::now();
     endpoint.post("/control/vanish");

@@ -18,6 +18,7 @@
 
 #include "lib/avatar/avatar_frames.h"
 #include "lib/net/http_client.h"
+#include "tests/browser_peer.h"
 #include "tests/output_harness.h"
 
 using namespace talker;
@@ -421,4 +422,129 @@ int main(int argc, char *argv[]) {
     return 77;
   }
   return Catch::Session().run(argc, argv);
+}
+
+namespace {
+
+// Plays SRS's WebRTC stream `name` in chromium (WHEP) for `seconds` while
+// `p` pushes; the viewer's report (decoded frames, flash and beep times).
+nlohmann::json watch_over_whep(const test::Srs &srs, test::WhipEndpoint &browser, GstElement *p,
+                               BusLog &log, const char *bus_name, const std::string &name,
+                               std::chrono::milliseconds seconds) {
+  const std::string id = browser.play_whep(srs.whep_url(name));
+  REQUIRE(!id.empty());
+  log.read(p, bus_name, seconds);
+  auto viewer = browser.session(id);
+  REQUIRE(!viewer.is_null());
+  return viewer;
+}
+
+}  // namespace
+
+TEST_CASE("SRS: a WHEP viewer in chromium plays a WHIP push: flash and beep within 40 ms") {
+  const std::string dir = temp_dir();
+  test::Srs srs(dir);
+  test::WhipEndpoint browser;
+  auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("whep") + "\"");
+  test::NullOnExit stop_at_end{p.get()};
+  BusLog log;
+  play_until_connected(p.get(), &log);
+  REQUIRE(log.count("connected") == 1);
+  log.read(p.get(), "talker-whip", 10000ms, [&] { return srs_has_av(srs, "whep"); });
+  REQUIRE(srs_has_av(srs, "whep"));
+  const auto viewer = watch_over_whep(srs, browser, p.get(), log, "talker-whip", "whep", 15000ms);
+  gst_element_set_state(p.get(), GST_STATE_NULL);
+  INFO(viewer.dump());
+  CHECK(log.errors.empty());
+  CHECK(log.count("reconnecting") == 0);
+  CHECK(viewer["state"] == "connected");
+  CHECK(viewer["framesDecoded"].get<int>() > 150);
+  CHECK(viewer["audioChunks"].get<int>() > 500);
+  CHECK(viewer["width"] == 320);
+  const auto offsets = test::mark_offsets(viewer["flashes"].get<std::vector<double>>(),
+                                          viewer["beeps"].get<std::vector<double>>(), 1000);
+  std::vector<double> seconds;
+  for (double o : offsets) seconds.push_back(o / 1000);
+  WARN("WHIP -> SRS -> WHEP (chromium): flash/beep offsets (ms): " << join_ms(seconds));
+  REQUIRE(offsets.size() >= 5);
+  // The median: one late burst on a shared machine stretches chromium's
+  // audio jitter buffer for a second or two (see test_outputs' WHIP case).
+  CHECK(std::fabs(median(seconds)) <= kSyncTolerance);
+}
+
+TEST_CASE("SRS: an RTMP push played over WebRTC (rtmp_to_rtc) in chromium: both tracks") {
+  const std::string dir = temp_dir();
+  test::Srs srs(dir);
+  test::WhipEndpoint browser;
+  auto p = test::marked_pipeline("talkerrtmpsink location=" + srs.rtmp_url("relay"));
+  test::NullOnExit stop_at_end{p.get()};
+  gst_element_set_state(p.get(), GST_STATE_PLAYING);
+  BusLog log;
+  log.read(p.get(), "talker-rtmp", 20000ms, [&] { return log.count("connected") >= 1; });
+  REQUIRE(log.count("connected") == 1);
+  log.read(p.get(), "talker-rtmp", 10000ms, [&] { return srs_has_av(srs, "relay"); });
+  REQUIRE(srs_has_av(srs, "relay"));
+  const auto viewer = watch_over_whep(srs, browser, p.get(), log, "talker-rtmp", "relay", 12000ms);
+  gst_element_set_state(p.get(), GST_STATE_NULL);
+  INFO(viewer.dump());
+  CHECK(log.errors.empty());
+  CHECK(viewer["framesDecoded"].get<int>() > 100);
+  CHECK(viewer["audioChunks"].get<int>() > 300);
+  CHECK(viewer["width"] == 320);
+  const auto offsets = test::mark_offsets(viewer["flashes"].get<std::vector<double>>(),
+                                          viewer["beeps"].get<std::vector<double>>(), 1000);
+  std::vector<double> seconds;
+  for (double o : offsets) seconds.push_back(o / 1000);
+  // SRS turns the AAC into Opus for WebRTC; reported, not bounded (the issue
+  // asks that both tracks play).
+  WARN("RTMP -> SRS rtmp_to_rtc -> WHEP (chromium): flash/beep offsets (ms): " << join_ms(seconds));
+  CHECK(!offsets.empty());
+}
+
+// Hidden ([.]): ten minutes. meson test -C build --benchmark --suite soak -v srs-soak
+TEST_CASE("SRS soak: 10 minutes of WHIP push, one session, memory flat", "[.soak]") {
+  const std::string dir = temp_dir();
+  test::Srs srs(dir);
+  auto p = test::marked_pipeline("talkerwhipsink location=\"" + srs.whip_url("soak") + "\"");
+  test::NullOnExit stop_at_end{p.get()};
+  BusLog log;
+  play_until_connected(p.get(), &log);
+  REQUIRE(log.count("connected") == 1);
+  std::vector<double> rss, fds, threads;
+  int minutes_with_av = 0;
+  for (int minute = 1; minute <= 10; ++minute) {
+    log.read(p.get(), "talker-whip", 60000ms);
+    rss.push_back(test::rss_mib());
+    fds.push_back(test::open_fds());
+    threads.push_back(test::threads());
+    if (srs_has_av(srs, "soak")) ++minutes_with_av;
+    std::printf("minute %2d: RSS %.1f MiB, %d fds, %d threads\n", minute, rss.back(),
+                int(fds.back()), int(threads.back()));
+  }
+  // The last minutes into FLV: both tracks still.
+  const std::string flv = dir + "/soak.flv";
+  test::Child viewer = srs.record_flv("soak", flv);
+  log.read(p.get(), "talker-whip", 6000ms);
+  viewer.stop();
+  gst_element_set_state(p.get(), GST_STATE_NULL);
+  const test::Marks m = test::marks_of_flv(flv);
+  // Minutes 1-4 are the warm-up (encoder pools, jitter history); the slope
+  // and growth over minutes 5-10.
+  const std::vector<double> settled(rss.begin() + 4, rss.end());
+  const double growth = (rss.back() - rss[4]) / rss[4];
+  std::printf("RSS slope after warm-up %.3f MiB/min, growth %.1f %% (minute 5 %.1f -> %.1f MiB); "
+              "fds %d -> %d, threads %d -> %d; last 6 s of FLV: %d frames, %.1f s of audio\n",
+              test::slope(settled), 100 * growth, rss[4], rss.back(), int(fds.front()),
+              int(fds.back()), int(threads.front()), int(threads.back()), m.frames,
+              m.samples / 48000.0);
+  for (auto &msg : log.messages) UNSCOPED_INFO(msg);
+  CHECK(log.errors.empty());
+  CHECK(log.count("connected") == 1);
+  CHECK(log.count("reconnecting") == 0);
+  CHECK(minutes_with_av == 10);
+  CHECK(m.frames > 3 * 25);
+  CHECK(m.samples > 3 * 48000);
+  CHECK(growth < 0.05);
+  CHECK(fds.back() <= fds.front() + 2);
+  CHECK(threads.back() <= threads.front() + 2);
 }

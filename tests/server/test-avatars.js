@@ -140,6 +140,8 @@ test('avatar jobs: one at a time, cancel, a failed build, bad requests refused',
     [await json({ name: 'x', source: '../../etc/passwd' }), /^source: must be a file name/],
     [await json({ name: 'x', source: 'missing.avi' }), /^source: no file named 'missing.avi'/],
     [await json({ name: 'x', source: 'megamind.avi', bbox_shift: 'up' }), /^bbox_shift: must be an integer/],
+    // JSON gives numbers; only a form's fields are text.
+    [await json({ name: 'x', source: 'megamind.avi', bbox_shift: '0' }), /^bbox_shift: must be an integer/],
     [await json({ name: 'x', source: 'megamind.avi', extra_margin: 999 }), /^extra_margin: must be in 0..200/],
     [await json({ name: 'x', source: 'megamind.avi', max_frames: 301 }), /^max_frames: must be in 1..300/],
     [await createTask(server, { name: 'both', source: 'megamind.avi' }, Buffer.from('x')), /^file, source: give one/],

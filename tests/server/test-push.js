@@ -82,17 +82,33 @@ async function startSrs(t) {
     'vhost __defaultVhost__ {\n  rtc { enabled on; rtmp_to_rtc on; rtc_to_rtmp on; }\n' +
     '  http_remux { enabled on; mount [vhost]/[app]/[stream].flv; }\n}\n');
   const log = fs.openSync(path.join(dir, 'srs.log'), 'a');
-  const proc = spawn(binary, ['-c', 'srs.conf'], { cwd: dir, stdio: ['ignore', log, log] });
+  let proc = null;
+  const launch = () => { proc = spawn(binary, ['-c', 'srs.conf'], { cwd: dir, stdio: ['ignore', log, log] }); };
+  const stop = async () => {
+    const p = proc;
+    p.kill('SIGKILL');
+    await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', r)));
+  };
+  launch();
   t.after(async () => {
+    proc.kill('SIGCONT');
     proc.kill('SIGTERM');
-    await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+    await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)));
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const open = () => new Promise((r) => { const c = net.connect(api, '127.0.0.1', () => { c.end(); r(true); }); c.on('error', () => r(false)); });
   assert.ok(await until(open, 10000, 50), 'SRS listens');
-  const streams = async () => (await (await fetch(`http://127.0.0.1:${api}/api/v1/streams/?count=100`)).json()).streams;
+  const streams = async () => {
+    try {
+      return (await (await fetch(`http://127.0.0.1:${api}/api/v1/streams/?count=100`, { signal: AbortSignal.timeout(2000) })).json()).streams;
+    } catch (e) { return []; }  // stopped, frozen or starting
+  };
   return {
     dir,
+    async kill() { await stop(); },
+    async restart() { launch(); assert.ok(await until(open, 10000, 50), 'SRS listens again'); },
+    freeze() { proc.kill('SIGSTOP'); },
+    thaw() { proc.kill('SIGCONT'); },
     whip: (name) => `http://127.0.0.1:${api}/rtc/v1/whip/?app=live&stream=${name}`,
     flv: (name) => `http://127.0.0.1:${http}/live/${name}.flv`,
     async stream(name) { return (await streams()).find((s) => s.name === name && s.publish && s.publish.active); },
@@ -231,4 +247,61 @@ test('WHIP push to the real SRS: speech and a moving mouth in its FLV; /end_sess
   console.log(`# WHIP push to SRS: ${frames} frames, mouth change per frame idle <= ${idle.toFixed(2)}, ${moving} frames moving far more; ${loud} loud samples; latency ${latency.toFixed(0)} ms`);
   assert.ok(frames > 5 * 25, `${frames} frames`);
   assert.ok(moving > 20, `the mouth moves while speaking (${moving} frames)`);
+});
+
+test('WHIP push to the real SRS survives it: killed and restarted, frozen and thawed', async (t) => {
+  const srs = await startSrs(t);
+  const server = await startServer(['--transport', 'whip', '--push-url', srs.whip('survivor')]);
+  t.after(() => server.stop());
+  const a = (await server.post('/push', {})).json;
+  assert.strictEqual(a.code, 0, JSON.stringify(a));
+  const state = async () => ((await server.sessions())[0] || {}).push_state;
+  assert.ok(await until(async () => (await state()) === 'connected', 30000), JSON.stringify(await server.sessions()));
+  const latency = (await server.sessions())[0].latency_ms;
+  const hasAv = async () => { const s = await srs.stream('survivor'); return !!(s && s.video); };
+  assert.ok(await until(hasAv, latency + 15000), JSON.stringify(await srs.stream('survivor')));
+  // SRS's FLV for 4 s: both tracks, frames that come.
+  const flvHasAv = async (name) => {
+    const flv = path.join(srs.dir, `${name}.flv`);
+    const viewer = spawn('curl', ['-s', '-N', '--max-time', '4', '-o', flv, srs.flv('survivor')], { stdio: 'ignore' });
+    await new Promise((r) => viewer.once('exit', r));
+    if (!fs.existsSync(flv)) return { codecs: [], frames: 0 };
+    let info = { streams: [] };
+    try { info = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', flv])); } catch (e) { /* no FLV */ }
+    const video = info.streams.find((x) => x.codec_type === 'video');
+    return { codecs: info.streams.map((x) => x.codec_name).sort(), frames: video ? Number(video.nb_read_frames) : 0 };
+  };
+  const backWithAv = async (what, backAt) => {
+    // The push is back once SRS has the stream with video again; a viewer
+    // joining then gets both tracks (a second viewer if the first joined
+    // during the swap, as a player retries).
+    assert.ok(await until(async () => (await state()) === 'connected' && await hasAv(), 20000),
+      `${what}: ${JSON.stringify(await server.sessions())}`);
+    const seconds = (Date.now() - backAt) / 1000;
+    let flv = await flvHasAv(`${what}-1`);
+    if (flv.frames === 0) flv = await flvHasAv(`${what}-2`);
+    console.log(`# ${what}: SRS has the push again ${seconds.toFixed(1)} s after it was back; FLV ${flv.codecs.join('+')}, ${flv.frames} frames in 4 s`);
+    assert.ok(seconds < 5, `${what}: back after ${seconds} s`);
+    assert.deepStrictEqual(flv.codecs, ['aac', 'h264'], what);
+    assert.ok(flv.frames > 50, `${what}: ${flv.frames} frames`);
+  };
+
+  await srs.kill();
+  await sleep(4000);
+  await srs.restart();
+  await backWithAv('killed and restarted', Date.now());
+
+  srs.freeze();
+  await sleep(6000);
+  srs.thaw();
+  await backWithAv('frozen 6 s', Date.now());
+
+  // One session throughout (no pipeline error ended it), its reconnects in the log.
+  const sessions = await server.sessions();
+  assert.strictEqual(sessions.length, 1);
+  assert.strictEqual(sessions[0].sessionid, a.sessionid);
+  const reconnects = server.lines.filter((l) => /push reconnecting/.test(l));
+  console.log(`# the server's log: ${reconnects.join(' | ')}`);
+  assert.ok(reconnects.length >= 2, server.lines.join('\n'));
+  assert.strictEqual((await server.post('/end_session', { sessionid: a.sessionid })).json.code, 0);
 });

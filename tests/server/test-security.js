@@ -251,3 +251,115 @@ test('connections the clients close are closed here too: fds back where they wer
   }
   assert.ok(await until(() => fds() <= before + 5, 5000), `fds ${before} before 300 connections, ${fds()} after`);
 });
+
+// A raw TCP client: writes `chunks` (strings or Buffers) with `gapMs` between
+// them, for at most `forMs`; resolves with what came back and whether the
+// server closed the connection (and when, from the first byte sent).
+function trickle(server, chunks, { gapMs = 0, forMs = 20000 } = {}) {
+  const net = require('net');
+  return new Promise((resolve) => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    const started = Date.now();
+    let text = '';
+    let closedAt = null;
+    let timer = null;
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed: closedAt !== null, closedAfterMs: closedAt === null ? null : closedAt - started });
+    };
+    socket.on('data', (d) => { text += d.toString('latin1'); });
+    socket.on('error', () => {});
+    socket.on('close', () => { if (closedAt === null) closedAt = Date.now(); finish(); });
+    const deadline = setTimeout(finish, forMs);
+    let i = 0;
+    const next = () => {
+      if (closedAt !== null || Date.now() - started > forMs) return;
+      const chunk = typeof chunks === 'function' ? chunks(i) : chunks[i];
+      i++;
+      if (chunk === undefined || chunk === null) return;
+      socket.write(chunk, () => { timer = setTimeout(next, gapMs); });
+    };
+    socket.on('connect', next);
+    socket.on('close', () => clearTimeout(deadline));
+  });
+}
+
+test('chunked bodies over the limit: 413 and nothing kept; one that never ends is cut off', async (t) => {
+  // Found by an adversarial pass: 1 GB chunked to /healthz peaked at 2.28 GB
+  // of RSS, and a chunked body that never ends was read forever.
+  const server = await startServer(['--max-body', '65536']);
+  t.after(() => server.stop());
+  const before = server.rssKiB();
+  const piece = 'x'.repeat(1 << 20);
+  const chunk = `${piece.length.toString(16)}\r\n${piece}\r\n`;
+  const head = 'POST /human HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+  // 48 MB, then the end: answered 413 once it ends.
+  const ended = await trickle(server, (i) => (i === 0 ? head : i <= 48 ? chunk : i === 49 ? '0\r\n\r\n' : null), { forMs: 20000 });
+  assert.match(ended.text, /^HTTP\/1\.1 413/, ended.text.slice(0, 200));
+  assert.match(ended.text, /body: larger than 65536 bytes/);
+  const grew = server.rssKiB() - before;
+  console.log(`# 48 MB chunked over a 64 KiB limit: 413, RSS grew ${grew} KiB`);
+  assert.ok(grew < 16 << 10, `RSS grew ${grew} KiB for a refused chunked body`);
+  // A chunked body that never ends: the connection is closed 5 s after the
+  // limit was passed (bounded here by 20 s).
+  const endless = await trickle(server, (i) => (i === 0 ? head : chunk), { gapMs: 20, forMs: 20000 });
+  assert.ok(endless.closed, 'a never-ending chunked body was read for 20 s');
+  console.log(`# never-ending chunked body: closed after ${endless.closedAfterMs} ms`);
+  assert.ok(endless.closedAfterMs < 15000);
+  assert.strictEqual((await server.get('/healthz')).status, 200);
+});
+
+test('slow clients: headers a byte a second and a body that stops are cut off', async (t) => {
+  const server = await startServer(['--header-timeout', '2', '--body-timeout', '2']);
+  t.after(() => server.stop());
+  const request = 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ' + 'y'.repeat(40) + '\r\n\r\n';
+  const slow = await trickle(server, [...request], { gapMs: 1000, forMs: 15000 });
+  assert.ok(slow.closed, 'headers a byte a second were waited for 15 s');
+  console.log(`# headers a byte a second: closed after ${slow.closedAfterMs} ms (--header-timeout 2)`);
+  assert.ok(slow.closedAfterMs >= 1500 && slow.closedAfterMs < 6000, `${slow.closedAfterMs} ms`);
+  assert.ok(!slow.text.startsWith('HTTP/1.1 200'));
+  // Declares 1000 bytes, sends 10, then nothing.
+  const stalled = await trickle(server, ['POST /human HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n', '{"session'],
+    { gapMs: 100, forMs: 15000 });
+  assert.ok(stalled.closed, 'a stalled body was waited for 15 s');
+  console.log(`# body stalled: closed after ${stalled.closedAfterMs} ms (--body-timeout 2)`);
+  assert.ok(stalled.closedAfterMs >= 1500 && stalled.closedAfterMs < 6000, `${stalled.closedAfterMs} ms`);
+  // A client at a normal pace is not affected.
+  assert.strictEqual((await server.get('/healthz')).status, 200);
+});
+
+test('200 connections at once: every one answered (the listen queue holds them)', async (t) => {
+  // Found by an adversarial pass: the listen backlog was 10, and 1 of 200
+  // parallel offers was reset.
+  const server = await startServer([]);
+  t.after(() => server.stop());
+  const net = require('net');
+  // All connected while the server is stopped (SIGSTOP), so that none is
+  // accepted and all must queue. The kernel completes a handshake while the
+  // queue has room; past it the SYN is dropped and retried a second later.
+  process.kill(server.proc.pid, 'SIGSTOP');
+  t.after(() => { try { process.kill(server.proc.pid, 'SIGCONT'); } catch (e) { /* gone */ } });
+  const started = Date.now();
+  const sockets = await Promise.all(Array.from({ length: 200 }, () => new Promise((resolve) => {
+    const s = net.connect(server.port, '127.0.0.1');
+    s.on('connect', () => resolve({ s, error: null, ms: Date.now() - started }));
+    s.on('error', (e) => resolve({ s, error: e.code, ms: Date.now() - started }));
+    setTimeout(() => resolve({ s, error: 'not connected in 1.5 s', ms: Infinity }), 1500);
+  })));
+  const slowest = Math.max(...sockets.map((x) => x.ms));
+  console.log(`# 200 connections at once: the last connected after ${slowest} ms`);
+  process.kill(server.proc.pid, 'SIGCONT');
+  assert.ok(slowest < 900, `a connection waited ${slowest} ms (a SYN retried: the listen queue was full)`);
+  const answers = await Promise.all(sockets.map(({ s, error }) => new Promise((resolve) => {
+    if (error) return resolve(error);
+    let text = '';
+    s.on('data', (d) => { text += d; });
+    s.on('error', (e) => resolve(e.code));
+    s.on('close', () => resolve(text.split('\r\n')[0]));
+    s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    setTimeout(() => s.destroy(), 20000);
+  })));
+  const bad = answers.filter((a) => a !== 'HTTP/1.1 200 OK');
+  assert.deepStrictEqual(bad, [], `${bad.length} of 200 not answered 200: ${[...new Set(bad)].join(', ')}`);
+});

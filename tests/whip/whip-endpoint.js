@@ -16,6 +16,9 @@
 //   POST   /control/vanish        closes every peer connection without telling the client
 //   POST   /control/freeze        JSON {ms}: stops the browser process (SIGSTOP) for ms: the
 //                                 peer goes silent without closing anything
+//   POST   /control/whep          JSON {url}: plays url as a WHEP viewer (the page offers,
+//                                 the server at url answers); answers {id}; the viewer is
+//                                 one more entry in /control/sessions
 'use strict';
 const http = require('http');
 const { chromium } = require('playwright-core');
@@ -27,8 +30,8 @@ const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 // What the page runs: one receiving peer connection per session.
 const pageScript = `
 window.sessions = {};
-window.openSession = async (id, offer) => {
-  const pc = new RTCPeerConnection();
+// Decodes what arrives on pc and times flashes and beeps as they come out.
+window.watch = (id, pc) => {
   const s = { pc, flashes: [], beeps: [], frames: 0, audioChunks: 0, streams: [], width: 0, height: 0 };
   window.sessions[id] = s;
   const media = document.createElement('video');
@@ -71,14 +74,34 @@ window.openSession = async (id, offer) => {
       } })();
     }
   };
+};
+const gathered = (pc) => new Promise((r) => {
+  if (pc.iceGatheringState === 'complete') return r();
+  pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+  setTimeout(r, 2000);
+});
+// A WHIP session: the client offers, this page answers.
+window.openSession = async (id, offer) => {
+  const pc = new RTCPeerConnection();
+  window.watch(id, pc);
   await pc.setRemoteDescription({ type: 'offer', sdp: offer });
   await pc.setLocalDescription(await pc.createAnswer());
-  await new Promise((r) => {
-    if (pc.iceGatheringState === 'complete') return r();
-    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
-    setTimeout(r, 2000);
-  });
+  await gathered(pc);
   return pc.localDescription.sdp;
+};
+// A WHEP viewer: this page offers to receive one video and one audio track.
+window.offerViewer = async (id) => {
+  const pc = new RTCPeerConnection();
+  window.watch(id, pc);
+  const stream = new MediaStream();
+  pc.addTransceiver('audio', { direction: 'recvonly', streams: [stream] });
+  pc.addTransceiver('video', { direction: 'recvonly', streams: [stream] });
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  return pc.localDescription.sdp;
+};
+window.answerViewer = async (id, answer) => {
+  await window.sessions[id].pc.setRemoteDescription({ type: 'answer', sdp: answer });
 };
 window.closeSession = (id) => { const s = window.sessions[id]; if (s) s.pc.close(); };
 window.report = async () => {
@@ -100,6 +123,20 @@ window.report = async () => {
   return out;
 };
 `;
+
+// POSTs an SDP offer (WHEP), resolves to {status, body}.
+function postSdp(target, sdp) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(target, { method: 'POST', headers: { 'Content-Type': 'application/sdp' } }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('WHEP server did not answer in 10 s')));
+    req.end(sdp);
+  });
+}
 
 // The browser's main process: our child named chromium (playwright's Browser
 // does not say).
@@ -155,6 +192,15 @@ async function main() {
           process.kill(group, 'SIGSTOP');
           setTimeout(() => process.kill(group, 'SIGCONT'), JSON.parse(body || '{}').ms || 3000);
           return send(200, {}, 'ok');
+        }
+        if (req.method === 'POST' && url.pathname === '/control/whep') {
+          const id = 'whep-' + nextId++;
+          const offer = await page.evaluate((i) => window.offerViewer(i), id);
+          const answer = await postSdp(JSON.parse(body).url, offer);
+          if (answer.status !== 201 && answer.status !== 200)
+            return send(502, {}, `WHEP server answered ${answer.status}: ${answer.body}`);
+          await page.evaluate(([i, a]) => window.answerViewer(i, a), [id, answer.body]);
+          return send(200, { 'Content-Type': 'application/json' }, JSON.stringify({ id }));
         }
         if (url.pathname === '/control/quit') { send(200, {}, 'bye'); await browser.close(); process.exit(0); }
         return send(404, {}, 'no such control');

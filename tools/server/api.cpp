@@ -20,6 +20,9 @@
 namespace talker::server {
 namespace {
 
+// Connections waiting to be accepted (a burst of offers or page loads).
+constexpr int kListenBacklog = 256;
+
 using json = nlohmann::json;
 
 // Runs `work` on the main context.
@@ -200,6 +203,11 @@ unsigned Api::listen() {
   }
   soup_server_add_early_handler(server_, nullptr, on_early, this, nullptr);
   soup_server_add_handler(server_, nullptr, on_request, this, nullptr);
+  RequestWatch::Limits limits;
+  limits.header_timeout_s = options_.header_timeout_s;
+  limits.body_timeout_s = options_.body_timeout_s;
+  request_watch_ = std::make_unique<RequestWatch>(
+      server_, limits, [this](const std::string &path) { return body_limit(path); });
 
   const auto colon = options_.listen.rfind(':');
   if (colon == std::string::npos) throw std::runtime_error("--listen: expected HOST:PORT");
@@ -210,9 +218,21 @@ unsigned Api::listen() {
   if (!inet) throw std::runtime_error("--listen: '" + host + "' is not an IP address");
   GSocketAddress *address = g_inet_socket_address_new(inet, port);
   g_object_unref(inet);
-  const gboolean ok = soup_server_listen(
-      server_, address,
-      options_.tls_cert.empty() ? SoupServerListenOptions(0) : SOUP_SERVER_LISTEN_HTTPS, &error);
+  // Our own socket: soup_server_listen's GSocketListener queues only 10
+  // connections, and a burst of offers (a page reloaded by many viewers)
+  // got resets.
+  GSocket *socket = g_socket_new(g_socket_address_get_family(address), G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, &error);
+  gboolean ok = socket != nullptr;
+  if (ok) {
+    g_socket_set_listen_backlog(socket, kListenBacklog);
+    ok = g_socket_bind(socket, address, TRUE, &error) && g_socket_listen(socket, &error) &&
+         soup_server_listen_socket(
+             server_, socket,
+             options_.tls_cert.empty() ? SoupServerListenOptions(0) : SOUP_SERVER_LISTEN_HTTPS,
+             &error);
+    g_object_unref(socket);
+  }
   g_object_unref(address);
   if (!ok) {
     const std::string msg = error->message;
@@ -236,6 +256,7 @@ void Api::shutdown() {
   for (auto id : ids) end_session(id, "server shutting down");
   // Stopping pipelines run on their threads: wait for them here.
   while (stopping_ > 0 || starting_ > 0) g_main_context_iteration(nullptr, TRUE);
+  request_watch_.reset();
   if (server_) {
     soup_server_disconnect(server_);
     g_object_unref(server_);
@@ -1039,6 +1060,7 @@ gboolean Api::on_tick(gpointer data) {
   }
   for (auto &[id, why] : ended) self->end_session(id, why);
   self->drop_closed_event_streams();
+  self->request_watch_->check();
   // SSE keep-alive, so that proxies keep the stream open (and a half-open
   // connection, whose peer vanished without a FIN, fails a write).
   if (++self->beat_ % 30 == 0)
@@ -1085,13 +1107,16 @@ json task_json(const AvatarTask &t) {
 
 // An integer field, from JSON (a number) or a form (text); `out` keeps its
 // default when absent. Empty return: fine; else the client's message.
-std::string int_field(const json &fields, const char *key, long lo, long hi, long *out) {
+// An integer field; `from_form`: the request was a form, whose fields are
+// all text (JSON must give a number: "0" there is a client's bug).
+std::string int_field(const json &fields, const char *key, long lo, long hi, bool from_form,
+                      long *out) {
   if (!fields.contains(key)) return "";
   const json &v = fields[key];
   long value = 0;
   if (v.is_number_integer()) {
     value = v.get<long>();
-  } else if (v.is_string()) {
+  } else if (v.is_string() && from_form) {
     const std::string text = v.get<std::string>();
     char *end = nullptr;
     errno = 0;
@@ -1120,7 +1145,8 @@ void Api::avatar_task_create(SoupServerMessage *msg, const std::string &body) {
   GBytes *upload = nullptr;
   SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
   const char *type = soup_message_headers_get_content_type(h, nullptr);
-  if (type && g_ascii_strcasecmp(type, "multipart/form-data") == 0) {
+  const bool form = type && g_ascii_strcasecmp(type, "multipart/form-data") == 0;
+  if (form) {
     GBytes *bytes = g_bytes_new_static(body.data(), body.size());
     SoupMultipart *form = soup_multipart_new_from_message(h, bytes);
     g_bytes_unref(bytes);
@@ -1173,9 +1199,9 @@ void Api::avatar_task_create(SoupServerMessage *msg, const std::string &body) {
       avatar_jobs_->pending_name(request.name))
     return fail(msg, "name: an avatar named '" + request.name + "' exists or is being made");
   long bbox_shift = 0, extra_margin = 10, max_frames = options_.avatar_max_frames;
-  for (auto why : {int_field(fields, "bbox_shift", -200, 200, &bbox_shift),
-                   int_field(fields, "extra_margin", 0, 200, &extra_margin),
-                   int_field(fields, "max_frames", 1, options_.avatar_max_frames, &max_frames)})
+  for (auto why : {int_field(fields, "bbox_shift", -200, 200, form, &bbox_shift),
+                   int_field(fields, "extra_margin", 0, 200, form, &extra_margin),
+                   int_field(fields, "max_frames", 1, options_.avatar_max_frames, form, &max_frames)})
     if (!why.empty()) return fail(msg, why);
   request.bbox_shift = int(bbox_shift);
   request.extra_margin = int(extra_margin);

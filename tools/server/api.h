@@ -18,6 +18,7 @@
 
 #include "tools/server/avatar_jobs.h"
 #include "tools/server/options.h"
+#include "tools/server/request_watch.h"
 #include "tools/server/session.h"
 
 namespace talker::server {
@@ -77,6 +78,7 @@ class Api {
 
   const Options options_;
   SoupServer *server_ = nullptr;
+  std::unique_ptr<RequestWatch> request_watch_;  // header and body timeouts, chunked limit
   guint tick_ = 0;
   unsigned beat_ = 0;  // ticks, for the SSE keep-alive
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions_;

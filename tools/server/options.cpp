@@ -78,6 +78,8 @@ const std::map<std::string, Setter> &setters() {
          o.max_upload = to_unsigned(k, v, 1024, 1024u * 1024 * 1024);
        }},
       {"max-audio-seconds", num(&Options::max_audio_s, 1, 3600)},
+      {"header-timeout", num(&Options::header_timeout_s, 1, 3600)},
+      {"body-timeout", num(&Options::body_timeout_s, 1, 3600)},
       {"max-sessions", uint(&Options::max_sessions, 1, 1024)},
       {"idle-timeout", num(&Options::idle_timeout_s, 1, 7 * 24 * 3600.0)},
       {"peer-timeout", num(&Options::peer_timeout_s, 1, 3600)},
@@ -245,6 +247,8 @@ HTTP
   --max-body BYTES          largest request body (262144), uploads aside
   --max-upload BYTES        largest /humanaudio upload (16777216)
   --max-audio-seconds S     longest /humanaudio audio (120)
+  --header-timeout S        a request's headers must arrive within S s, or the connection closes (10)
+  --body-timeout S          a request body that pauses for S s closes its connection (30)
 Sessions
   --max-sessions N          concurrent sessions (4); more offers get {code:-1}
   --idle-timeout S          end a session with no request and no speech for S s (600)
