@@ -233,6 +233,19 @@ struct SessionResult {
   guint64 merged_runs = 0;
 };
 
+// gst_harness_pull waits 60 s; five sessions sharing a loaded 2-core
+// machine took longer for one batch (CI). The work is not live here: wait
+// for it (bounded), and let a missing frame be a failure, not a hang.
+GstBuffer *pull_within(GstHarness *h, std::chrono::seconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end)
+    if (GstBuffer *b = gst_harness_try_pull(h))
+      return b;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return gst_harness_try_pull(h);
+}
+
 SessionResult run_session(const SessionPlan &plan, const std::string &props) {
   std::this_thread::sleep_for(std::chrono::milliseconds(plan.start_ms));
   Harness h(lipsync_args(2) + " " + props);
@@ -247,7 +260,7 @@ SessionResult run_session(const SessionPlan &plan, const std::string &props) {
   SessionResult r;
   const int outputs = plan.leave_after < 0 ? n : plan.leave_after;
   for (int t = 0; t < outputs; ++t) {
-    GstPtr<GstBuffer> b(gst_harness_pull(h.h));
+    GstPtr<GstBuffer> b(pull_within(h.h, std::chrono::seconds(400)));
     REQUIRE(b);
     r.pts.push_back(GST_BUFFER_PTS(b.get()));
     const bool idle = GST_BUFFER_FLAG_IS_SET(b.get(), GST_BUFFER_FLAG_GAP);
@@ -289,10 +302,22 @@ std::vector<SessionResult> run_sessions(const std::vector<SessionPlan> &plans,
     }
     return results;
   }
+  // Catch's assertions throw; one thrown on a thread of ours would end the
+  // process (std::terminate): carried to this thread instead.
+  std::vector<std::string> failures(plans.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < plans.size(); ++i)
-    threads.emplace_back([&, i] { results[i] = run_session(plans[i], props); });
+    threads.emplace_back([&, i] {
+      try {
+        results[i] = run_session(plans[i], props);
+      } catch (const std::exception &e) {
+        failures[i] = e.what();
+      } catch (...) {
+        failures[i] = "an assertion failed in session " + std::to_string(i) + " (see above)";
+      }
+    });
   for (auto &t : threads) t.join();
+  for (const auto &f : failures) REQUIRE(f.empty());
   return results;
 }
 

@@ -78,6 +78,15 @@ TEST_CASE("offers: H.264 constrained baseline with packetization-mode 1 first, V
 
   CHECK_THROWS_WITH(choose_codecs(without(without(offer, "H264"), "VP8")),
                     Catch::Matchers::StartsWith("sdp: the offer receives no video"));
+
+  // Payload types outside RTP's 7 bits are not payload types (fuzz_offer_sdp
+  // found an Opus rtpmap at 1111 handed on as the audio's pt).
+  std::string wide = std::regex_replace(offer, std::regex("a=rtpmap:111 "), "a=rtpmap:1111 ");
+  CHECK_THROWS_WITH(choose_codecs(wide),
+                    Catch::Matchers::StartsWith("sdp: the offer receives no Opus"));
+  std::string negative = std::regex_replace(offer, std::regex("a=rtpmap:111 "), "a=rtpmap:-17 ");
+  CHECK_THROWS_WITH(choose_codecs(negative),
+                    Catch::Matchers::StartsWith("sdp: the offer receives no Opus"));
   CHECK_THROWS_WITH(choose_codecs(without(offer, "opus")), "sdp: the offer receives no Opus audio");
   CHECK_THROWS_WITH(choose_codecs("hello"), "sdp: not an SDP offer");
   // A browser that only sends (sendonly) receives nothing.

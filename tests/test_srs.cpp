@@ -532,11 +532,11 @@ TEST_CASE("SRS soak: 10 minutes of WHIP push, one session, memory flat", "[.soak
   // and growth over minutes 5-10.
   const std::vector<double> settled(rss.begin() + 4, rss.end());
   const double growth = (rss.back() - rss[4]) / rss[4];
-  std::printf("RSS slope after warm-up %.3f MiB/min, growth %.1f %% (minute 5 %.1f -> %.1f MiB); "
-              "fds %d -> %d, threads %d -> %d; last 6 s of FLV: %d frames, %.1f s of audio\n",
-              test::slope(settled), 100 * growth, rss[4], rss.back(), int(fds.front()),
-              int(fds.back()), int(threads.front()), int(threads.back()), m.frames,
-              m.samples / 48000.0);
+  std::printf(
+      "RSS slope after warm-up %.3f MiB/min, growth %.1f %% (minute 5 %.1f -> %.1f MiB); "
+      "fds %d -> %d, threads %d -> %d; last 6 s of FLV: %d frames, %.1f s of audio\n",
+      test::slope(settled), 100 * growth, rss[4], rss.back(), int(fds.front()), int(fds.back()),
+      int(threads.front()), int(threads.back()), m.frames, m.samples / 48000.0);
   for (auto &msg : log.messages) UNSCOPED_INFO(msg);
   CHECK(log.errors.empty());
   CHECK(log.count("connected") == 1);

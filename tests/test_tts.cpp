@@ -5,6 +5,8 @@
 #include "tests/catch.h"
 #include "tests/tts_util.h"
 
+#include <glib.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -221,6 +223,19 @@ TEST_CASE("sentence chunker gives the same chunks for streamed text", "[chunker]
   }
   CHECK(expected.size() == 3);
   CHECK(text::make_valid_utf8("a\xff b\xe4\xbd") == "a\xEF\xBF\xBD b\xEF\xBF\xBD\xEF\xBF\xBD");
+  // Ill-formed though they look like sequences (fuzz_sentences): a UTF-16
+  // surrogate, overlong 3- and 4-byte forms, past U+10FFFF. JSON encoders
+  // (nlohmann's dump) throw on each.
+  for (const char *bad : {"\xed\xb0\x94", "\xe0\x80\xaf", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+                          "\xf5\x80\x80\x80"}) {
+    const std::string fixed = text::make_valid_utf8(bad);
+    INFO(fixed);
+    CHECK(g_utf8_validate(fixed.data(), gssize(fixed.size()), nullptr));
+    CHECK(fixed.rfind("\xEF\xBF\xBD", 0) == 0);
+  }
+  // Well-formed edges stay: U+D7FF, U+E000, U+10FFFF, U+0800.
+  for (const char *good : {"\xed\x9f\xbf", "\xee\x80\x80", "\xf4\x8f\xbf\xbf", "\xe0\xa0\x80"})
+    CHECK(text::make_valid_utf8(good) == good);
 }
 
 TEST_CASE("speakable: Markdown and emoji never reach the TTS", "[speakable]") {

@@ -32,6 +32,8 @@ packages=(
   # Test peers: nginx-rtmp, chromium (driven by node's playwright-core), the
   # TLS test certificate, the SRS viewer (curl reads its HTTP-FLV).
   nginx libnginx-mod-rtmp chromium openssl curl
+  # tools/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
+  clang libclang-rt-14-dev
 )
 # node and npm drive the browser tests; Debian's only where none is installed
 # (a NodeSource node bundles its own npm, which Debian's npm would conflict with).

@@ -69,7 +69,17 @@ std::string make_valid_utf8(std::string_view text) {
     bool ok = n > 0 && i + n <= text.size();
     for (size_t k = 1; ok && k < n; ++k)
       ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    if (ok && n == 2) ok = b >= 0xC2;  // no overlong forms
+    // Well-formed sequences only (Unicode table 3-7, RFC 3629): no overlong
+    // forms, no UTF-16 surrogates (ED A0..BF), nothing above U+10FFFF.
+    if (ok && n == 2) ok = b >= 0xC2;
+    if (ok && n >= 3) {
+      const auto second = static_cast<unsigned char>(text[i + 1]);
+      if (b == 0xE0) ok = second >= 0xA0;
+      if (b == 0xED) ok = second < 0xA0;
+      if (b == 0xF0) ok = second >= 0x90;
+      if (b == 0xF4) ok = second < 0x90;
+      if (b > 0xF4) ok = false;
+    }
     if (ok) {
       out.append(text.substr(i, n));
       i += n;

@@ -9,7 +9,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   using talker::nn::PyRef;
   using talker::nn::PyValue;
   try {
-    talker::nn::unpickle(data, size, "fuzz", [](const PyRef &) { return std::make_shared<PyValue>(); });
+    talker::nn::unpickle(data, size, "fuzz",
+                         [](const PyRef &) { return std::make_shared<PyValue>(); });
   } catch (const std::exception &) {
     // Refused with a message: what a bad file must get.
   }

@@ -159,7 +159,10 @@ test('/record: an MP4 of what the viewer got; a recording cut by killing the ser
   assert.strictEqual((await server.get(`/record/${id}`)).status, 409, 'not served while being written');
   await sleep(1000);
   await server.post('/human', { sessionid: id, text: 'Hello there, this part of the session is being recorded.' });
-  await sleep(6000);
+  // The speech leaves one session latency after /human (7 s on a loaded
+  // machine, CI): record 4 s of it after that.
+  const latency = (await server.sessions())[0].latency_ms;
+  await sleep(latency + 4000);
   assert.strictEqual((await server.post('/record', { sessionid: id, type: 'end_record' })).json.code, 0);
   const ended = Date.now();
   const r = await fetch(`${server.base}/record/${id}`);

@@ -1199,9 +1199,10 @@ void Api::avatar_task_create(SoupServerMessage *msg, const std::string &body) {
       avatar_jobs_->pending_name(request.name))
     return fail(msg, "name: an avatar named '" + request.name + "' exists or is being made");
   long bbox_shift = 0, extra_margin = 10, max_frames = options_.avatar_max_frames;
-  for (auto why : {int_field(fields, "bbox_shift", -200, 200, form, &bbox_shift),
-                   int_field(fields, "extra_margin", 0, 200, form, &extra_margin),
-                   int_field(fields, "max_frames", 1, options_.avatar_max_frames, form, &max_frames)})
+  for (auto why :
+       {int_field(fields, "bbox_shift", -200, 200, form, &bbox_shift),
+        int_field(fields, "extra_margin", 0, 200, form, &extra_margin),
+        int_field(fields, "max_frames", 1, options_.avatar_max_frames, form, &max_frames)})
     if (!why.empty()) return fail(msg, why);
   request.bbox_shift = int(bbox_shift);
   request.extra_margin = int(extra_margin);

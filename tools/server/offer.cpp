@@ -25,7 +25,13 @@ void for_each_pt_attribute(const GstSDPMedia *media, const char *key, Fn fn) {
     if (!a->key || std::string(a->key) != key || !a->value) continue;
     const std::string v = a->value;
     const auto sp = v.find(' ');
-    if (sp != std::string::npos) fn(std::atoi(v.substr(0, sp).c_str()), v.substr(sp + 1));
+    // RTP payload types are 0..127 (7 bits): anything else in an offer is
+    // ignored, never handed to a payloader (found by fuzz_offer_sdp).
+    if (sp == std::string::npos || sp == 0 || sp > 3) continue;
+    const std::string digits = v.substr(0, sp);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const int pt = std::atoi(digits.c_str());
+    if (pt <= 127) fn(pt, v.substr(sp + 1));
   }
 }
 

@@ -19,8 +19,8 @@ struct Options {
   std::size_t max_body = 256 * 1024;          // bytes, any request but uploads
   std::size_t max_upload = 16 * 1024 * 1024;  // bytes, /humanaudio
   double max_audio_s = 120;                   // seconds of uploaded audio
-  double header_timeout_s = 10;  // a request's headers must arrive within this
-  double body_timeout_s = 30;    // longest pause within a request body
+  double header_timeout_s = 10;               // a request's headers must arrive within this
+  double body_timeout_s = 30;                 // longest pause within a request body
   // Sessions
   unsigned max_sessions = 4;
   double idle_timeout_s = 600;    // no API request and nothing said for this long

@@ -58,11 +58,13 @@ void RequestWatch::on_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer data
   // kept, and the answer (413) goes out when the body ends, or the
   // connection closes after refused_drain_s.
   r.refused_us = r.last_progress_us;
+  // Refused from its headers already (no token): that answer stands.
+  if (soup_server_message_get_status(msg) != 0) return;
   SoupMessageBody *body = soup_server_message_get_request_body(msg);
   soup_message_body_set_accumulate(body, FALSE);
   soup_message_body_truncate(body);
-  const std::string why = "{\"code\":-1,\"msg\":\"body: larger than " + std::to_string(r.limit) +
-                          " bytes\"}";
+  const std::string why =
+      "{\"code\":-1,\"msg\":\"body: larger than " + std::to_string(r.limit) + " bytes\"}";
   soup_server_message_set_status(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, nullptr);
   soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, why.data(),
                                    why.size());
