@@ -161,9 +161,11 @@ TEST_CASE("RTMP: nginx stops for 3 s mid-stream; the push resumes by itself, no 
   test::NginxRtmp nginx(dir, port);
   auto p = test::marked_pipeline("talkerrtmpsink retry-delay=300 location=rtmp://127.0.0.1:" +
                                  std::to_string(port) + "/live/resume");
-  gst_element_set_state(p.get(), GST_STATE_PLAYING);
-  BusLog log;
-  log.read(p.get(), "talker-rtmp", 4000ms);
+  // Stopped once the push is up and has sent 3 s (a loaded machine took
+  // more than 4 s to connect: nginx then went away mid-handshake).
+  BusLog log = play_until_connected(p.get(), "talker-rtmp");
+  REQUIRE(log.count("connected") == 1);
+  log.read(p.get(), "talker-rtmp", 3000ms);
   nginx.stop();
   log.read(p.get(), "talker-rtmp", 3000ms);
   nginx.start();
