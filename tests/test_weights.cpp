@@ -208,6 +208,14 @@ TEST_CASE("hostile pickles and safetensors shapes: refused or harmless, never 64
   CHECK_THROWS_AS(nn::unpickle(reinterpret_cast<const uint8_t *>(self_dict.data()),
                                self_dict.size(), "cycle.pkl", nullptr),
                   Error);
+  // DUP then STACK_GLOBAL over and over: a global named after itself, twice
+  // as long each time (fuzz_pickle: 278 bytes ran out of memory).
+  std::string doubling = "\x80\x04X\x01\x00\x00\x00aX\x01\x00\x00\x00b\x93";
+  for (int i = 0; i < 64; ++i) doubling += "22\x93";
+  doubling += ".";
+  CHECK_THROWS_AS(nn::unpickle(reinterpret_cast<const uint8_t *>(doubling.data()), doubling.size(),
+                               "doubling.pkl", nullptr),
+                  Error);
   // safetensors: a shape whose element count wraps around 2^64 to 4 (16
   // bytes of F32, as the offsets say) passed the size check.
   const std::string header =

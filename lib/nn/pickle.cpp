@@ -175,7 +175,13 @@ class Unpickler {
           break;
         }
         case 0x93: {  // STACK_GLOBAL
+          // Two strings (Python refuses anything else). A global is not a
+          // string: without the check, DUP and STACK_GLOBAL doubled one
+          // global's name per pair, 2^N bytes from a 278-byte pickle
+          // (found by fuzz_pickle).
           PyRef name = pop(), module = pop();
+          if (!name->is(PyValue::Kind::String) || !module->is(PyValue::Kind::String))
+            fail("STACK_GLOBAL needs a module and a name (strings)");
           push(make_str(PyValue::Kind::Global, module->text + "." + name->text));
           break;
         }
