@@ -421,19 +421,19 @@ inline double rss_mib() {
     if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
   return 0;
 }
-inline int open_fds() {
+// Entries of a /proc folder (fds, tasks).
+inline int count_entries(const char *folder) {
   int n = 0;
-  GDir *d = g_dir_open("/proc/self/fd", 0, nullptr);
+  GDir *d = g_dir_open(folder, 0, nullptr);
   while (d && g_dir_read_name(d)) ++n;
   if (d) g_dir_close(d);
   return n;
 }
+inline int open_fds() {
+  return count_entries("/proc/self/fd");
+}
 inline int threads() {
-  int n = 0;
-  GDir *d = g_dir_open("/proc/self/task", 0, nullptr);
-  while (d && g_dir_read_name(d)) ++n;
-  if (d) g_dir_close(d);
-  return n;
+  return count_entries("/proc/self/task");
 }
 // Least-squares slope of `y` per step (MiB per minute for per-minute samples).
 inline double slope(const std::vector<double> &y) {
